@@ -1,0 +1,1 @@
+"""Backends: each folder registers itself with graphc.backend when imported."""

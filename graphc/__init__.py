@@ -1,0 +1,139 @@
+"""graphc: a symbolic computation-graph compiler for deep learning.
+
+The public API; this module only re-exports. See README.md for a tour.
+"""
+
+from graphc import ops as _ops
+from graphc.backend import available_backends
+from graphc.compile import Function, compile
+from graphc.graph import as_networkx
+from graphc.node import Node
+from graphc.ops import elementwise as _ew
+from graphc.ops import linalg as _linalg
+from graphc.ops import nn as _nn
+from graphc.ops import reduce as _reduce
+from graphc.ops import shape as _shape
+from graphc.ops import sources as _sources
+from graphc.shapes import BindError, ShapeError, dim
+from graphc.tensor import Tensor, as_tensor, lift
+from graphc.trace import function
+
+__version__ = "0.1.0"
+
+# leaves
+input = lift(_sources.input)  # noqa: A001
+param = lift(_sources.param)
+constant = lift(_sources.constant)
+
+# elementwise (the table in graphc/ops/elementwise.py)
+exp = lift(lambda a: _ew.ew("exp", a))
+log = lift(lambda a: _ew.ew("log", a))
+tanh = lift(lambda a: _ew.ew("tanh", a))
+sigmoid = lift(lambda a: _ew.ew("sigmoid", a))
+relu = lift(lambda a: _ew.ew("relu", a))
+softplus = lift(lambda a: _ew.ew("softplus", a))
+abs = lift(lambda a: _ew.ew("abs", a))  # noqa: A001
+sqrt = lift(lambda a: _ew.ew("sqrt", a))
+maximum = lift(lambda a, b: _ew.ew("maximum", a, b))
+minimum = lift(lambda a, b: _ew.ew("minimum", a, b))
+add = lift(lambda a, b: _ew.ew("add", a, b))
+subtract = lift(lambda a, b: _ew.ew("sub", a, b))
+multiply = lift(lambda a, b: _ew.ew("mul", a, b))
+divide = lift(lambda a, b: _ew.ew("div", a, b))
+power = lift(lambda a, b: _ew.ew("pow", a, b))
+negative = lift(lambda a: _ew.ew("neg", a))
+equal = lift(lambda a, b: _ew.ew("eq", a, b))
+not_equal = lift(lambda a, b: _ew.ew("ne", a, b))
+less = lift(lambda a, b: _ew.ew("lt", a, b))
+less_equal = lift(lambda a, b: _ew.ew("le", a, b))
+greater = lift(lambda a, b: _ew.ew("gt", a, b))
+greater_equal = lift(lambda a, b: _ew.ew("ge", a, b))
+where = lift(_ew.where)
+cast = lift(_ew.cast)
+
+
+def elementwise(fn, name=None):  # noqa: ANN001, ANN201
+    """A user's scalar function of sympy symbols as an elementwise op on Tensors."""
+    return lift(_ew.elementwise(fn, name))
+
+
+# linear algebra, shapes, reductions, losses
+matmul = lift(_linalg.matmul)
+transpose = lift(_shape.transpose)
+reshape = lift(_shape.reshape)
+broadcast_to = lift(_shape.broadcast_to)
+concat = lift(_shape.concat)
+pad = lift(_shape.pad)
+sum = lift(_reduce.sum)  # noqa: A001
+mean = lift(_reduce.mean)
+max = lift(_reduce.max)  # noqa: A001
+logsumexp = lift(_reduce.logsumexp)
+softmax = lift(_reduce.softmax)
+log_softmax = lift(_reduce.log_softmax)
+one_hot = lift(_nn.one_hot)
+softmax_cross_entropy = lift(_nn.softmax_cross_entropy)
+mse = lift(_nn.mse)
+
+for _name, _fn in list(globals().items()):
+    if callable(_fn) and getattr(_fn, "__name__", "") == "<lambda>":
+        _fn.__name__ = _fn.__qualname__ = _name
+
+OPS = _ops.OPS
+
+__all__ = [
+    "BindError",
+    "Function",
+    "Node",
+    "OPS",
+    "ShapeError",
+    "Tensor",
+    "abs",
+    "add",
+    "as_networkx",
+    "as_tensor",
+    "available_backends",
+    "broadcast_to",
+    "cast",
+    "compile",
+    "concat",
+    "constant",
+    "dim",
+    "divide",
+    "elementwise",
+    "equal",
+    "exp",
+    "function",
+    "greater",
+    "greater_equal",
+    "input",
+    "less",
+    "less_equal",
+    "log",
+    "log_softmax",
+    "logsumexp",
+    "matmul",
+    "max",
+    "maximum",
+    "mean",
+    "minimum",
+    "mse",
+    "multiply",
+    "negative",
+    "not_equal",
+    "one_hot",
+    "pad",
+    "param",
+    "power",
+    "relu",
+    "reshape",
+    "sigmoid",
+    "softmax",
+    "softmax_cross_entropy",
+    "softplus",
+    "sqrt",
+    "subtract",
+    "sum",
+    "tanh",
+    "transpose",
+    "where",
+]

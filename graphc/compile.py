@@ -1,0 +1,201 @@
+"""compile(): check the program, pick a backend by name, return a callable Function.
+
+A Function binds the symbolic sizes from the arrays it is given, checks them
+before anything runs (rank, dtype, sizes that must agree), runs the backend's
+executable, and then replaces each parameter named in `updates` by its new value
+(all new values are computed from the old ones before any is assigned).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from graphc.backend import Program, get_backend
+from graphc.node import Node, toposort
+from graphc.shapes import BindError, Bindings, ShapeError, dims_equal, shape_str
+from graphc.tensor import Tensor, unwrap
+
+
+def _as_node(value: Any, what: str) -> Node:
+    node = unwrap(value)
+    if not isinstance(node, Node):
+        raise TypeError(f"compile: {what} must be a Tensor, got {type(value).__name__}")
+    return node
+
+
+def _check_updates(updates: Mapping[Any, Any]) -> tuple:
+    pairs = []
+    for key, value in updates.items():
+        param = _as_node(key, "an updates key")
+        new = _as_node(value, f"the update of {param.label()}")
+        if param.op != "param":
+            raise TypeError(f"compile: updates keys must be params, got {param.label()}")
+        same = len(param.shape) == len(new.shape) and all(
+            dims_equal(a, b) for a, b in zip(param.shape, new.shape)
+        )
+        if not same:
+            raise ShapeError(
+                f"compile: update of param {param.attrs['name']!r} has shape "
+                f"{shape_str(new.shape)}, the param has {shape_str(param.shape)}"
+            )
+        if new.dtype != param.dtype:
+            raise TypeError(
+                f"compile: update of param {param.attrs['name']!r} is {new.dtype}, "
+                f"the param is {param.dtype}"
+            )
+        pairs.append((param, new))
+    return tuple(pairs)
+
+
+def _coerce_argument(node: Node, value: Any) -> np.ndarray:
+    """The array for input `node`, or a clear error when its dtype cannot be used."""
+    name = node.attrs["name"]
+    expected = node.dtype
+    if not isinstance(value, np.ndarray):
+        try:
+            return np.asarray(value, dtype=expected)
+        except (TypeError, ValueError) as error:
+            raise BindError(f"input '{name}': cannot convert to {expected}: {error}") from None
+    got = value.dtype.name
+    if got == expected:
+        return value
+    if expected in ("int32", "int64") and np.issubdtype(value.dtype, np.integer):
+        info = np.iinfo(expected)
+        if value.size == 0 or (value.min() >= info.min and value.max() <= info.max):
+            return value.astype(expected)
+    raise BindError(
+        f"input '{name}': expected a {expected} array, got {got}"
+        f" (convert it with .astype(np.{expected}))"
+    )
+
+
+class Function:
+    """A compiled graph: call it with arrays, get arrays; parameters persist between calls."""
+
+    def __init__(
+        self,
+        inputs: Sequence[Any],
+        outputs: Any,
+        updates: Mapping[Any, Any] | None = None,
+        backend: str = "numpy",
+        optimize: bool = True,
+        **options: Any,
+    ) -> None:
+        started = time.perf_counter()
+        self.single_output = not isinstance(outputs, (list, tuple))
+        output_list = [outputs] if self.single_output else list(outputs)
+        self.inputs = tuple(_as_node(i, "inputs") for i in inputs)
+        self.outputs = tuple(_as_node(o, "outputs") for o in output_list)
+        self.updates = _check_updates(updates or {})
+        for node in self.inputs:
+            if node.op != "input":
+                raise TypeError(
+                    f"compile: inputs must be gc.input placeholders, got {node.label()}"
+                )
+        if len(set(self.inputs)) != len(self.inputs):
+            raise ValueError("compile: an input is listed twice")
+        roots = self.outputs + tuple(v for _, v in self.updates)
+        reachable = toposort(roots)
+        missing = [n for n in reachable if n.op == "input" and n not in self.inputs]
+        if missing:
+            names = ", ".join(f"'{n.attrs['name']}' (built at {n.where})" for n in missing)
+            raise ValueError(
+                f"compile: the outputs depend on inputs not passed to compile: {names}"
+            )
+        params = tuple(n for n in reachable if n.op == "param")
+        self.backend = backend
+        self.program = Program(
+            inputs=self.inputs,
+            outputs=self.outputs,
+            updates=self.updates,
+            params=params,
+            optimize=optimize,
+            options=dict(options),
+        )
+        self.executable = get_backend(backend)(self.program)
+        self.compile_seconds = time.perf_counter() - started
+        self._lock = threading.Lock()
+
+    @property
+    def source(self) -> str:
+        """The generated code (for the numpy backend: the op listing it interprets)."""
+        return self.executable.source
+
+    @property
+    def kernels(self) -> list:
+        return list(self.executable.kernels)
+
+    def explain(self) -> str:
+        """What the compiler did: backend, timings and the backend's own account."""
+        head = (
+            f"graphc Function: {len(self.inputs)} inputs, {len(self.outputs)} outputs, "
+            f"{len(self.updates)} updates, backend {self.backend!r}, "
+            f"compiled in {self.compile_seconds * 1e3:.1f} ms"
+        )
+        return head + "\n" + self.executable.explain()
+
+    def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple:
+        """Arrays for each input and the bindings of the symbolic sizes; errors before any run."""
+        names = [n.attrs["name"] for n in self.inputs]
+        if len(args) > len(self.inputs):
+            raise TypeError(
+                f"expected {len(self.inputs)} arrays ({', '.join(names)}), got {len(args)}"
+            )
+        values = list(args) + [None] * (len(self.inputs) - len(args))
+        for key, value in kwargs.items():
+            if key not in names:
+                raise TypeError(f"unknown input {key!r}; inputs are {', '.join(names)}")
+            k = names.index(key)
+            if k < len(args):
+                raise TypeError(f"input {key!r} given twice")
+            values[k] = value
+        absent = [names[k] for k, v in enumerate(values) if v is None]
+        if absent:
+            raise TypeError(f"missing arrays for inputs: {', '.join(absent)}")
+        bindings = Bindings()
+        feeds = {}
+        for node, value in zip(self.inputs, values):
+            array = _coerce_argument(node, value)
+            bindings.bind(node.attrs["name"], node.shape, array.shape)
+            feeds[node] = array
+        return feeds, bindings
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        feeds, bindings = self.bind(args, kwargs)
+        with self._lock:
+            results = self.executable.run(feeds, bindings)
+            n = len(self.outputs)
+            for (param, _), value in zip(self.updates, results[n:]):
+                param.attrs["state"].value = np.array(value, dtype=param.dtype, copy=True)
+        outputs = [np.array(r, copy=True) for r in results[:n]]
+        return outputs[0] if self.single_output else tuple(outputs)
+
+    def __repr__(self) -> str:
+        names = ", ".join(n.attrs["name"] for n in self.inputs)
+        return f"<graphc.Function ({names}) -> {len(self.outputs)} outputs on {self.backend}>"
+
+
+def compile(  # noqa: A001
+    inputs: Sequence[Any],
+    outputs: Any,
+    updates: Mapping[Any, Any] | None = None,
+    backend: str = "numpy",
+    optimize: bool = True,
+    **options: Any,
+) -> Function:
+    """Compile `outputs` as a function of `inputs`; see Function.
+
+    outputs: a Tensor (the call returns one array) or a list of Tensors (a tuple).
+    updates: {param: new value Tensor}, applied after each call (SGD: W - lr * gW).
+    backend: "numpy" | "llvm" | "cuda" | "cuda-emulated"; optimize=False skips the passes.
+    """
+    return Function(inputs, outputs, updates, backend=backend, optimize=optimize, **options)
+
+
+def is_tensor(value: Any) -> bool:
+    return isinstance(value, Tensor)

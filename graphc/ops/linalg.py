@@ -1,0 +1,47 @@
+"""Linear algebra: matmul with np.matmul's semantics (1-D operands, batched broadcasting)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from graphc.node import Node
+from graphc.ops.registry import apply, op, promote
+from graphc.ops.sources import coerce
+from graphc.shapes import broadcast_shapes, dims_equal, shape_error
+
+
+def _infer_matmul(inputs: tuple, attrs: dict) -> tuple:
+    a, b = inputs
+    if a.rank == 0 or b.rank == 0:
+        raise shape_error("matmul", "operands must have rank >= 1", a.shape, b.shape)
+    if a.dtype == "bool" or b.dtype == "bool":
+        raise shape_error("matmul", f"bool operands ({a.dtype}, {b.dtype}) are not supported")
+    a_shape = (1,) + a.shape if a.rank == 1 else a.shape
+    b_shape = b.shape + (1,) if b.rank == 1 else b.shape
+    if not dims_equal(a_shape[-1], b_shape[-2]):
+        raise shape_error(
+            "matmul",
+            f"inner dimensions differ ({a_shape[-1]} vs {b_shape[-2]})",
+            a.shape,
+            b.shape,
+        )
+    batch = broadcast_shapes("matmul", a_shape[:-2], b_shape[:-2])
+    shape = batch
+    if a.rank > 1:
+        shape = shape + (a_shape[-2],)
+    if b.rank > 1:
+        shape = shape + (b_shape[-1],)
+    return shape, promote(a.dtype, b.dtype)
+
+
+@op("matmul", _infer_matmul, kind="linalg")
+def _matmul_impl(ctx: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.matmul(a.astype(ctx.dtype, copy=False), b.astype(ctx.dtype, copy=False))
+
+
+def matmul(a: Any, b: Any) -> Node:
+    """np.matmul: (..., n, k) @ (..., k, m); a 1-D operand is a vector."""
+    a_node, b_node = coerce([a, b], "matmul")
+    return apply("matmul", (a_node, b_node))

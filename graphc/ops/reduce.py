@@ -1,0 +1,128 @@
+"""Reductions and the ops built on them: sum, mean, max, logsumexp, softmax, log_softmax.
+
+softmax, log_softmax and logsumexp are primitives (not compositions) so that
+their numpy references and derivative rules can be written for stability:
+they subtract the running max before exponentiating.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from graphc.node import Node
+from graphc.ops.registry import apply, float_of, op
+from graphc.shapes import normalize_axes, normalize_axis, shape_error
+
+
+def reduced_shape(shape: tuple, axes: tuple, keepdims: bool) -> tuple:
+    if keepdims:
+        return tuple(1 if k in axes else d for k, d in enumerate(shape))
+    return tuple(d for k, d in enumerate(shape) if k not in axes)
+
+
+def _reduce_infer(result: str):
+    def infer(inputs: tuple, attrs: dict) -> tuple:
+        (a,) = inputs
+        shape = reduced_shape(a.shape, attrs["axes"], attrs["keepdims"])
+        if result == "float":
+            return shape, float_of(a.dtype)
+        if a.dtype == "bool":
+            return shape, "int32"
+        return shape, a.dtype
+
+    return infer
+
+
+@op("sum", _reduce_infer("same"), kind="reduce")
+def _sum_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    return np.sum(a, axis=ctx.attrs["axes"], keepdims=ctx.attrs["keepdims"], dtype=ctx.dtype)
+
+
+@op("mean", _reduce_infer("float"), kind="reduce")
+def _mean_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    axes = ctx.attrs["axes"]
+    if any(a.shape[k] == 0 for k in axes):
+        raise ValueError(f"mean over an empty axis (array shape {a.shape}, axes {axes})")
+    return np.mean(a, axis=axes, keepdims=ctx.attrs["keepdims"], dtype=ctx.dtype)
+
+
+@op("max", _reduce_infer("same"), kind="reduce")
+def _max_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    axes = ctx.attrs["axes"]
+    if any(a.shape[k] == 0 for k in axes):
+        raise ValueError(f"max over an empty axis (array shape {a.shape}, axes {axes})")
+    return np.max(a, axis=axes, keepdims=ctx.attrs["keepdims"]).astype(ctx.dtype, copy=False)
+
+
+def _stable_logsumexp(a: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
+    m = np.max(a, axis=axes, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(a - m), axis=axes, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axes)
+
+
+@op("logsumexp", _reduce_infer("float"), kind="reduce")
+def _logsumexp_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    a = a.astype(ctx.dtype, copy=False)
+    with np.errstate(divide="ignore"):
+        return _stable_logsumexp(a, ctx.attrs["axes"], ctx.attrs["keepdims"])
+
+
+def _reduce(name: str, a: Node, axis: Any, keepdims: bool) -> Node:
+    axes = normalize_axes(name, axis, a.rank)
+    if not axes and name in ("sum", "max"):
+        return a
+    return apply(name, (a,), axes=axes, keepdims=bool(keepdims))
+
+
+def sum(a: Node, axis: Any = None, keepdims: bool = False) -> Node:  # noqa: A001
+    return _reduce("sum", a, axis, keepdims)
+
+
+def mean(a: Node, axis: Any = None, keepdims: bool = False) -> Node:
+    return _reduce("mean", a, axis, keepdims)
+
+
+def max(a: Node, axis: Any = None, keepdims: bool = False) -> Node:  # noqa: A001
+    return _reduce("max", a, axis, keepdims)
+
+
+def logsumexp(a: Node, axis: Any = None, keepdims: bool = False) -> Node:
+    """log(sum(exp(a))) over `axis` (None: all), computed stably."""
+    return _reduce("logsumexp", a, axis, keepdims)
+
+
+def _infer_softmax(inputs: tuple, attrs: dict) -> tuple:
+    (a,) = inputs
+    if a.rank == 0:
+        raise shape_error("softmax", "needs rank >= 1", a.shape)
+    return a.shape, float_of(a.dtype)
+
+
+@op("softmax", _infer_softmax, kind="reduce")
+def _softmax_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    axis = ctx.attrs["axis"]
+    a = a.astype(ctx.dtype, copy=False)
+    shifted = a - np.max(a, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@op("log_softmax", _infer_softmax, kind="reduce")
+def _log_softmax_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    axis = ctx.attrs["axis"]
+    a = a.astype(ctx.dtype, copy=False)
+    shifted = a - np.max(a, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def softmax(a: Node, axis: int = -1) -> Node:
+    """exp(a) / sum(exp(a)) along `axis` (default the last), computed stably."""
+    return apply("softmax", (a,), axis=normalize_axis("softmax", axis, a.rank))
+
+
+def log_softmax(a: Node, axis: int = -1) -> Node:
+    """a - logsumexp(a) along `axis` (default the last), computed stably."""
+    return apply("log_softmax", (a,), axis=normalize_axis("log_softmax", axis, a.rank))

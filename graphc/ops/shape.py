@@ -1,0 +1,296 @@
+"""Ops that move data without arithmetic: reshape, transpose, broadcast_to, concat, pad, slice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sympy
+
+from graphc.node import Node
+from graphc.ops.registry import apply, op, promote
+from graphc.ops.sources import coerce
+from graphc.shapes import (
+    as_shape,
+    broadcast_shapes,
+    dims_equal,
+    normalize_axis,
+    numel,
+    shape_error,
+)
+
+# reshape -----------------------------------------------------------------------------------
+
+
+def _infer_reshape(inputs: tuple, attrs: dict) -> tuple:
+    (a,) = inputs
+    target = attrs["shape"]
+    if not dims_equal(numel(a.shape), numel(target)):
+        raise shape_error("reshape", "cannot reshape: sizes differ", a.shape, target)
+    return target, a.dtype
+
+
+@op("reshape", _infer_reshape, kind="shape")
+def _reshape_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    return a.reshape(ctx.shape)
+
+
+def reshape(a: Node, shape: Sequence[Any]) -> Node:
+    """numpy's reshape (row-major); one entry may be -1; sizes may be symbolic."""
+    dims = list(shape) if isinstance(shape, (tuple, list)) else [shape]
+    unknown = [k for k, d in enumerate(dims) if isinstance(d, int) and d == -1]
+    if len(unknown) > 1:
+        raise shape_error("reshape", f"only one -1 allowed in {tuple(dims)}", a.shape)
+    if unknown:
+        known = numel(as_shape([d for k, d in enumerate(dims) if k != unknown[0]]))
+        rest = sympy.simplify(numel(a.shape) / known) if known != 0 else sympy.Integer(0)
+        if not (rest.is_integer or (rest.is_number and float(rest).is_integer())):
+            if rest.is_number or rest.is_integer is False:
+                raise shape_error("reshape", f"cannot infer -1 in {tuple(dims)}", a.shape)
+        dims[unknown[0]] = rest
+    target = as_shape(dims)
+    if target == a.shape:
+        return a
+    return apply("reshape", (a,), shape=target)
+
+
+# transpose ---------------------------------------------------------------------------------
+
+
+def _infer_transpose(inputs: tuple, attrs: dict) -> tuple:
+    (a,) = inputs
+    return tuple(a.shape[k] for k in attrs["axes"]), a.dtype
+
+
+@op("transpose", _infer_transpose, kind="shape")
+def _transpose_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    return np.transpose(a, ctx.attrs["axes"])
+
+
+def transpose(a: Node, axes: Sequence[int] | None = None) -> Node:
+    """np.transpose: axes=None reverses the axes."""
+    rank = a.rank
+    if axes is None:
+        axes = tuple(reversed(range(rank)))
+    axes = tuple(normalize_axis("transpose", k, rank) for k in axes)
+    if sorted(axes) != list(range(rank)):
+        raise shape_error("transpose", f"axes {axes} are not a permutation of rank {rank}", a.shape)
+    if axes == tuple(range(rank)):
+        return a
+    return apply("transpose", (a,), axes=axes)
+
+
+# broadcast_to ------------------------------------------------------------------------------
+
+
+def _infer_broadcast(inputs: tuple, attrs: dict) -> tuple:
+    (a,) = inputs
+    target = attrs["shape"]
+    if len(target) < a.rank:
+        raise shape_error("broadcast_to", "target has lower rank", a.shape, target)
+    result = broadcast_shapes("broadcast_to", a.shape, target)
+    if any(not dims_equal(r, t) for r, t in zip(result, target)):
+        raise shape_error("broadcast_to", "cannot broadcast", a.shape, target)
+    return target, a.dtype
+
+
+@op("broadcast_to", _infer_broadcast, kind="shape")
+def _broadcast_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    return np.broadcast_to(a, ctx.shape)
+
+
+def broadcast_to(a: Node, shape: Sequence[Any]) -> Node:
+    target = as_shape(shape)
+    if target == a.shape:
+        return a
+    return apply("broadcast_to", (a,), shape=target)
+
+
+# concat ------------------------------------------------------------------------------------
+
+
+def _infer_concat(inputs: tuple, attrs: dict) -> tuple:
+    axis = attrs["axis"]
+    first = inputs[0]
+    total = sympy.Integer(0)
+    for other in inputs:
+        if other.rank != first.rank:
+            raise shape_error("concat", "operands differ in rank", first.shape, other.shape)
+        for k, (d, e) in enumerate(zip(first.shape, other.shape)):
+            if k != axis and not dims_equal(d, e):
+                raise shape_error(
+                    "concat",
+                    f"sizes differ on axis {k} (concat axis {axis})",
+                    first.shape,
+                    other.shape,
+                )
+        total = total + other.shape[axis]
+    shape = first.shape[:axis] + (total,) + first.shape[axis + 1 :]
+    return shape, promote(*(i.dtype for i in inputs))
+
+
+@op("concat", _infer_concat, kind="shape")
+def _concat_impl(ctx: Any, *arrays: np.ndarray) -> np.ndarray:
+    return np.concatenate([a.astype(ctx.dtype, copy=False) for a in arrays], axis=ctx.attrs["axis"])
+
+
+def concat(tensors: Sequence[Any], axis: int = 0) -> Node:
+    nodes = coerce(list(tensors), "concat")
+    if not nodes:
+        raise shape_error("concat", "needs at least one operand")
+    axis = normalize_axis("concat", axis, nodes[0].rank)
+    if len(nodes) == 1:
+        return nodes[0]
+    return apply("concat", tuple(nodes), axis=axis)
+
+
+# pad ---------------------------------------------------------------------------------------
+
+PAD_MODES = {"constant": "constant", "reflect": "reflect", "circular": "wrap", "edge": "edge"}
+
+
+def _infer_pad(inputs: tuple, attrs: dict) -> tuple:
+    (a,) = inputs
+    widths = attrs["widths"]
+    mode = attrs["mode"]
+    shape = []
+    for k, ((before, after), d) in enumerate(zip(widths, a.shape)):
+        if d.is_number and (before or after):
+            limit = int(d) - 1 if mode == "reflect" else int(d)
+            if mode != "constant" and max(before, after) > limit:
+                raise shape_error(
+                    "pad",
+                    f"{mode} padding ({before}, {after}) on axis {k} needs at most {limit} "
+                    f"(the axis has size {d})",
+                    a.shape,
+                )
+        shape.append(d + before + after)
+    return tuple(shape), a.dtype
+
+
+@op("pad", _infer_pad, kind="shape")
+def _pad_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    mode = PAD_MODES[ctx.attrs["mode"]]
+    widths = ctx.attrs["widths"]
+    if mode == "constant":
+        return np.pad(a, widths, mode="constant", constant_values=ctx.attrs["value"])
+    return np.pad(a, widths, mode=mode)
+
+
+def pad(a: Node, pad_width: Any, mode: str = "constant", value: float = 0.0) -> Node:
+    """np.pad: pad_width is an int, a (before, after) pair, or one pair per axis.
+
+    mode: "constant" (with `value`), "reflect" (mirror without repeating the edge),
+    "circular" (periodic, numpy's "wrap"), "edge" (repeat the border).
+    """
+    if mode not in PAD_MODES:
+        raise ValueError(f"pad: unknown mode {mode!r}; known: {', '.join(PAD_MODES)}")
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=object), (a.rank, 2))
+    try:
+        pairs = tuple((int(b), int(e)) for b, e in widths)
+    except (TypeError, ValueError):
+        raise shape_error(
+            "pad", f"pad_width must be integers, got {pad_width!r}", a.shape
+        ) from None
+    if any(b < 0 or e < 0 for b, e in pairs):
+        raise shape_error("pad", f"pad_width must be >= 0, got {pad_width!r}", a.shape)
+    if all(b == 0 and e == 0 for b, e in pairs):
+        return a
+    return apply("pad", (a,), widths=pairs, mode=mode, value=float(value))
+
+
+# slice -------------------------------------------------------------------------------------
+
+
+def _slice_length(start: Any, stop: Any, step: int, n: sympy.Expr) -> sympy.Expr:
+    """Length of range(n)[start:stop:step] with symbolic n; ints are python's semantics."""
+    if n.is_number:
+        return sympy.Integer(len(range(int(n))[slice(start, stop, step)]))
+    if step > 0:
+        lo = 0 if start is None else (start if start >= 0 else n + start)
+        hi = n if stop is None else (stop if stop >= 0 else n + stop)
+    else:
+        lo = n - 1 if start is None else (start if start >= 0 else n + start)
+        hi = -1 if stop is None else (stop if stop >= 0 else n + stop)
+        lo, hi, step = -lo, -hi, -step
+    return sympy.Max(0, sympy.ceiling((sympy.sympify(hi) - lo) / step))
+
+
+def _infer_slice(inputs: tuple, attrs: dict) -> tuple:
+    (a,) = inputs
+    shape = []
+    for (start, stop, step), d in zip(attrs["slices"], a.shape):
+        shape.append(_slice_length(start, stop, step, d))
+    return tuple(shape), a.dtype
+
+
+@op("slice", _infer_slice, kind="shape")
+def _slice_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    return a[tuple(slice(*s) for s in ctx.attrs["slices"])]
+
+
+def getitem(a: Node, index: Any) -> Node:
+    """Basic indexing: ints, slices with constant bounds, None (new axis) and Ellipsis."""
+    items = index if isinstance(index, tuple) else (index,)
+    if sum(1 for i in items if i is Ellipsis) > 1:
+        raise shape_error("getitem", "only one Ellipsis allowed", a.shape)
+    used = sum(1 for i in items if i is not None and i is not Ellipsis)
+    if used > a.rank:
+        raise shape_error("getitem", f"too many indices ({used}) for rank {a.rank}", a.shape)
+    expanded: list = []
+    for i in items:
+        if i is Ellipsis:
+            expanded.extend([slice(None)] * (a.rank - used))
+        else:
+            expanded.append(i)
+    if not any(i is Ellipsis for i in items):
+        expanded.extend([slice(None)] * (a.rank - used))
+    axis = 0
+    slices = []
+    out_dims: list = []  # ("keep", axis) | ("drop",) | ("new",)
+    for i in expanded:
+        if i is None:
+            out_dims.append(("new",))
+            continue
+        if axis >= a.rank:
+            break
+        d = a.shape[axis]
+        if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
+            k = int(i)
+            if d.is_number and not -int(d) <= k < int(d):
+                raise shape_error("getitem", f"index {k} out of range on axis {axis}", a.shape)
+            if not d.is_number and k < 0:
+                slices.append((k, k + 1 if k != -1 else None, 1))
+            else:
+                slices.append((k, k + 1, 1))
+            out_dims.append(("drop",))
+        elif isinstance(i, slice):
+            parts = (i.start, i.stop, 1 if i.step is None else i.step)
+            for p in parts:
+                if p is not None and not isinstance(p, (int, np.integer)):
+                    raise shape_error("getitem", f"slice bounds must be ints, got {i}", a.shape)
+            if parts[2] == 0:
+                raise shape_error("getitem", "slice step cannot be zero", a.shape)
+            slices.append(tuple(None if p is None else int(p) for p in parts))
+            out_dims.append(("keep",))
+        else:
+            raise shape_error("getitem", f"unsupported index {i!r} (basic slicing only)", a.shape)
+        axis += 1
+    result = a
+    if any(s != (None, None, 1) for s in slices):
+        result = apply("slice", (a,), slices=tuple(slices))
+    if any(kind[0] != "keep" for kind in out_dims):
+        shape = []
+        axis = 0
+        for kind in out_dims:
+            if kind[0] == "new":
+                shape.append(1)
+            elif kind[0] == "keep":
+                shape.append(result.shape[axis])
+                axis += 1
+            else:
+                axis += 1
+        shape.extend(result.shape[axis:])
+        result = reshape(result, shape)
+    return result
