@@ -3,6 +3,7 @@
 The public API; this module only re-exports. See README.md for a tour.
 """
 
+from graphc import data
 from graphc import ops as _ops
 from graphc.backend import available_backends
 from graphc.compile import Function, compile
@@ -17,6 +18,7 @@ from graphc.ops import sources as _sources
 from graphc.shapes import BindError, ShapeError, dim
 from graphc.tensor import Tensor, as_tensor, lift
 from graphc.trace import function
+from graphc.viz import save_graph, to_dot
 
 __version__ = "0.1.0"
 
@@ -97,6 +99,7 @@ __all__ = [
     "compile",
     "concat",
     "constant",
+    "data",
     "dim",
     "divide",
     "elementwise",
@@ -126,6 +129,7 @@ __all__ = [
     "power",
     "relu",
     "reshape",
+    "save_graph",
     "sigmoid",
     "softmax",
     "softmax_cross_entropy",
@@ -134,6 +138,7 @@ __all__ = [
     "subtract",
     "sum",
     "tanh",
+    "to_dot",
     "transpose",
     "where",
 ]
