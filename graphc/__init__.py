@@ -5,7 +5,7 @@ The public API; this module only re-exports. See README.md for a tour.
 
 from graphc import data
 from graphc import ops as _ops
-from graphc.backend import available_backends
+from graphc.backend import ExecutionError, available_backends
 from graphc.compile import Function, compile
 from graphc.graph import as_networkx
 from graphc.node import Node
@@ -15,6 +15,7 @@ from graphc.ops import nn as _nn
 from graphc.ops import reduce as _reduce
 from graphc.ops import shape as _shape
 from graphc.ops import sources as _sources
+from graphc.ops.registry import UnknownOpError
 from graphc.shapes import BindError, ShapeError, dim
 from graphc.tensor import Tensor, as_tensor, lift
 from graphc.trace import function
@@ -84,11 +85,13 @@ OPS = _ops.OPS
 
 __all__ = [
     "BindError",
+    "ExecutionError",
     "Function",
     "Node",
     "OPS",
     "ShapeError",
     "Tensor",
+    "UnknownOpError",
     "abs",
     "add",
     "as_networkx",

@@ -25,6 +25,11 @@ _MODULES = {
 _BUILDERS: dict = {}
 
 
+class ExecutionError(RuntimeError):
+    """An op failed while a compiled function ran; the message names the op and where it was
+    built. Every backend raises this (bad input is caught before a run by BindError)."""
+
+
 @dataclass(frozen=True)
 class Program:
     """What a backend compiles: placeholders in, outputs and parameter updates out."""

@@ -4,6 +4,11 @@ A Function binds the symbolic sizes from the arrays it is given, checks them
 before anything runs (rank, dtype, sizes that must agree), runs the backend's
 executable, and then replaces each parameter named in `updates` by its new value
 (all new values are computed from the old ones before any is assigned).
+
+An array given for an input must have the input's dtype, or one numpy casts to it
+safely (float32 -> float64, int8 -> int32, ...); integer arrays are also accepted
+for integer inputs when their values fit (int64 labels for an int32 input). Lists
+and python scalars are converted. Anything else is a BindError before any run.
 """
 
 from __future__ import annotations
@@ -29,27 +34,34 @@ def _as_node(value: Any, what: str) -> Node:
 
 
 def _check_updates(updates: Mapping[Any, Any]) -> tuple:
+    if not isinstance(updates, Mapping):
+        raise TypeError(f"compile: updates must be a dict {{param: new value}}, got {updates!r}")
     pairs = []
     for key, value in updates.items():
         param = _as_node(key, "an updates key")
-        new = _as_node(value, f"the update of {param.label()}")
         if param.op != "param":
             raise TypeError(f"compile: updates keys must be params, got {param.label()}")
+        name = param.attrs["name"]
+        new = _as_node(value, f"the update of param {name!r}")
         same = len(param.shape) == len(new.shape) and all(
             dims_equal(a, b) for a, b in zip(param.shape, new.shape)
         )
         if not same:
             raise ShapeError(
-                f"compile: update of param {param.attrs['name']!r} has shape "
-                f"{shape_str(new.shape)}, the param has {shape_str(param.shape)}"
+                f"compile: update of param {name!r} has shape {shape_str(new.shape)}, "
+                f"the param has {shape_str(param.shape)} (update built at {new.where})"
             )
         if new.dtype != param.dtype:
             raise TypeError(
-                f"compile: update of param {param.attrs['name']!r} is {new.dtype}, "
-                f"the param is {param.dtype}"
+                f"compile: update of param {name!r} is {new.dtype}, the param is "
+                f"{param.dtype} (update built at {new.where}; convert it with .astype)"
             )
         pairs.append((param, new))
     return tuple(pairs)
+
+
+def _article(dtype: str) -> str:
+    return "an" if dtype[0] in "aeiou" else "a"
 
 
 def _coerce_argument(node: Node, value: Any) -> np.ndarray:
@@ -58,18 +70,36 @@ def _coerce_argument(node: Node, value: Any) -> np.ndarray:
     expected = node.dtype
     if not isinstance(value, np.ndarray):
         try:
-            return np.asarray(value, dtype=expected)
+            value = np.asarray(value)
         except (TypeError, ValueError) as error:
-            raise BindError(f"input '{name}': cannot convert to {expected}: {error}") from None
-    got = value.dtype.name
-    if got == expected:
-        return value
-    if expected in ("int32", "int64") and np.issubdtype(value.dtype, np.integer):
+            raise BindError(f"input '{name}': cannot convert to an array: {error}") from None
+        if value.dtype.kind in "iuf" and expected.startswith("float"):
+            return value.astype(expected)  # python numbers (and lists of them) are weakly typed
+        if value.dtype.kind in "iu" and expected.startswith("int"):
+            pass  # checked below: the values must fit
+        elif value.dtype.kind == "b" and expected == "bool":
+            return value
+        elif value.dtype.kind not in "iufb":
+            raise BindError(
+                f"input '{name}': expected {_article(expected)} {expected} array, "
+                f"got {type(value).__name__} of {value.dtype}"
+            )
+    got = value.dtype
+    if got.name == expected:
+        return value if got.isnative else value.astype(got.newbyteorder("="))
+    if got.kind in "iuf" and np.can_cast(got, expected, "safe"):
+        return value.astype(expected)
+    if expected in ("int32", "int64") and got.kind in "iu":
         info = np.iinfo(expected)
         if value.size == 0 or (value.min() >= info.min and value.max() <= info.max):
             return value.astype(expected)
+        raise BindError(
+            f"input '{name}': expected {_article(expected)} {expected} array; the {got.name} "
+            f"array given has values in [{value.min()}, {value.max()}], outside {expected}'s "
+            f"range"
+        )
     raise BindError(
-        f"input '{name}': expected a {expected} array, got {got}"
+        f"input '{name}': expected {_article(expected)} {expected} array, got {got.name}"
         f" (convert it with .astype(np.{expected}))"
     )
 
@@ -87,6 +117,8 @@ class Function:
         **options: Any,
     ) -> None:
         started = time.perf_counter()
+        if isinstance(inputs, (Tensor, Node)):
+            inputs = [inputs]
         self.single_output = not isinstance(outputs, (list, tuple))
         output_list = [outputs] if self.single_output else list(outputs)
         self.inputs = tuple(_as_node(i, "inputs") for i in inputs)
@@ -150,6 +182,10 @@ class Function:
         for key, value in kwargs.items():
             if key not in names:
                 raise TypeError(f"unknown input {key!r}; inputs are {', '.join(names)}")
+            if names.count(key) > 1:
+                raise TypeError(
+                    f"{names.count(key)} inputs are named {key!r}; pass their arrays by position"
+                )
             k = names.index(key)
             if k < len(args):
                 raise TypeError(f"input {key!r} given twice")
@@ -157,12 +193,9 @@ class Function:
         absent = [names[k] for k, v in enumerate(values) if v is None]
         if absent:
             raise TypeError(f"missing arrays for inputs: {', '.join(absent)}")
+        feeds = {node: _coerce_argument(node, value) for node, value in zip(self.inputs, values)}
         bindings = Bindings()
-        feeds = {}
-        for node, value in zip(self.inputs, values):
-            array = _coerce_argument(node, value)
-            bindings.bind(node.attrs["name"], node.shape, array.shape)
-            feeds[node] = array
+        bindings.bind_all([(n.attrs["name"], n.shape, a.shape) for n, a in feeds.items()])
         return feeds, bindings
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -195,7 +228,3 @@ def compile(  # noqa: A001
     backend: "numpy" | "llvm" | "cuda" | "cuda-emulated"; optimize=False skips the passes.
     """
     return Function(inputs, outputs, updates, backend=backend, optimize=optimize, **options)
-
-
-def is_tensor(value: Any) -> bool:
-    return isinstance(value, Tensor)

@@ -7,7 +7,7 @@ from typing import Any
 
 import networkx as nx
 
-from graphc.node import toposort
+from graphc.node import Node, toposort
 from graphc.tensor import unwrap
 
 
@@ -18,6 +18,10 @@ def as_networkx(outputs: Sequence[Any] | Any) -> nx.MultiDiGraph:
     """
     roots = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     roots = [unwrap(r) for r in roots]
+    for r in roots:
+        if not isinstance(r, Node):
+            raise TypeError(f"as_networkx: outputs must be Tensors, got {type(r).__name__}")
+    outs = set(roots)
     order = toposort(roots)
     ids = {node: k for k, node in enumerate(order)}
     graph = nx.MultiDiGraph()
@@ -29,7 +33,7 @@ def as_networkx(outputs: Sequence[Any] | Any) -> nx.MultiDiGraph:
             shape=tuple(str(d) for d in node.shape),
             dtype=node.dtype,
             node=node,
-            output=node in roots,
+            output=node in outs,
         )
         for index, source in enumerate(node.inputs):
             graph.add_edge(ids[source], ids[node], key=index, index=index)

@@ -8,7 +8,7 @@ are shared for free. This module knows no op; `graphc.ops` gives ops meaning.
 from __future__ import annotations
 
 import hashlib
-import itertools
+import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -36,7 +36,8 @@ class ConstValue:
     __slots__ = ("array", "_hash")
 
     def __init__(self, array: np.ndarray) -> None:
-        array = np.array(array, copy=True)
+        array = np.asarray(array)
+        array = array.astype(array.dtype.newbyteorder("="), copy=True)  # native byte order
         array.setflags(write=False)
         self.array = array
         digest = hashlib.blake2b(array.tobytes(), digest_size=8).digest()
@@ -83,20 +84,40 @@ def _freeze(value: Any) -> Any:
         return ConstValue(value)
     if isinstance(value, np.generic):
         return value.item()
-    hash(value)
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(f"op attributes must be hashable, got {type(value).__name__}") from None
     return value
+
+
+def _typed(value: Any) -> Any:
+    """The identity of an attribute value, typed: True, 1 and 1.0 (equal in python) differ,
+    and so do 0.0 and -0.0; NaN equals NaN."""
+    if isinstance(value, tuple):
+        return tuple(_typed(v) for v in value)
+    if isinstance(value, float):
+        return (float, value.hex())
+    if isinstance(value, (bool, int)):
+        return (type(value), value)
+    return value
+
+
+def _first(item: tuple) -> Any:
+    return item[0]
 
 
 class Attrs(Mapping):
     """An immutable, hashable mapping of op attributes."""
 
-    __slots__ = ("_items", "_dict", "_hash")
+    __slots__ = ("_items", "_dict", "_key", "_hash")
 
     def __init__(self, items: Mapping[str, Any] | None = None) -> None:
-        frozen = tuple(sorted((k, _freeze(v)) for k, v in (items or {}).items()))
+        frozen = tuple(sorted(((k, _freeze(v)) for k, v in (items or {}).items()), key=_first))
         self._items = frozen
         self._dict = dict(frozen)
-        self._hash = hash(frozen)
+        self._key = tuple((k, _typed(v)) for k, v in frozen)
+        self._hash = hash(self._key)
 
     def __getitem__(self, key: str) -> Any:
         return self._dict[key]
@@ -113,7 +134,7 @@ class Attrs(Mapping):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Attrs):
             return NotImplemented
-        return self._items == other._items
+        return self._key == other._key
 
     def __repr__(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self._items)
@@ -124,7 +145,7 @@ class Node:
 
     __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "where", "_face", "__weakref__")
     _interned: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
-    _ids = itertools.count()
+    _lock = threading.Lock()
 
     op: str
     inputs: tuple
@@ -151,15 +172,16 @@ class Node:
         frozen = attrs if isinstance(attrs, Attrs) else Attrs(attrs)
         shape = tuple(shape)
         key = (op, inputs, frozen, shape, dtype)
-        node = cls._interned.get(key)
-        if node is not None:
-            return node
-        node = object.__new__(cls)
-        for name, value in zip(("op", "inputs", "attrs", "shape", "dtype"), key):
-            object.__setattr__(node, name, value)
-        object.__setattr__(node, "where", where)
-        object.__setattr__(node, "_face", None)
-        cls._interned[key] = node
+        with cls._lock:  # two threads building the same node must get the same object
+            node = cls._interned.get(key)
+            if node is not None:
+                return node
+            node = object.__new__(cls)
+            for name, value in zip(("op", "inputs", "attrs", "shape", "dtype"), key):
+                object.__setattr__(node, name, value)
+            object.__setattr__(node, "where", where)
+            object.__setattr__(node, "_face", None)
+            cls._interned[key] = node
         return node
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -167,6 +189,12 @@ class Node:
 
     def __reduce__(self) -> Any:
         raise TypeError("Nodes are interned and cannot be pickled")
+
+    def __copy__(self) -> Node:
+        return self  # immutable and interned: a copy is the node itself
+
+    def __deepcopy__(self, memo: dict) -> Node:
+        return self
 
     @property
     def rank(self) -> int:
@@ -180,8 +208,11 @@ class Node:
         return self.op + (f"[{', '.join(shown)}]" if shown else "")
 
     def __repr__(self) -> str:
-        shape = "(" + ", ".join(str(d) for d in self.shape) + ")"
-        return f"<Node {self.label()} {shape} {self.dtype}>"
+        return f"<Node {self.label()} {_shape_text(self.shape)} {self.dtype}>"
+
+
+def _shape_text(shape: tuple) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def toposort(outputs: Iterable[Node]) -> list:
@@ -219,8 +250,9 @@ def format_graph(outputs: Sequence[Node]) -> str:
     lines = []
     for node in order:
         args = ", ".join(f"%{ids[i]}" for i in node.inputs)
-        shape = "(" + ", ".join(str(d) for d in node.shape) + ")"
-        lines.append(f"%{ids[node]} = {node.label()}({args}) : {shape} {node.dtype}")
+        lines.append(
+            f"%{ids[node]} = {node.label()}({args}) : {_shape_text(node.shape)} {node.dtype}"
+        )
     outs = ", ".join(f"%{ids[o]}" for o in outputs)
     lines.append(f"return {outs}")
     return "\n".join(lines)

@@ -8,10 +8,12 @@ against 1 gives N, N against N gives N, N against M is an error at build time.
 
 from __future__ import annotations
 
+import operator
 import os
 import sys
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import sympy
 
 Dim = sympy.Expr
@@ -43,7 +45,12 @@ def as_dim(d: object) -> sympy.Expr:
             if not d.is_integer:
                 raise ShapeError(f"a dim must be an integer, got {d}")
             return sympy.Integer(int(d))
-        return d
+        if not isinstance(d, sympy.Expr):
+            raise ShapeError(f"a dim must be an integer or a gc.dim expression, got {d!r}")
+        # a plain sympy.Symbol("N") means gc.dim("N") (they differ in assumptions, so would
+        # otherwise never compare equal and shapes would mismatch mysteriously)
+        plain = {s: dim(s.name) for s in d.free_symbols if s != dim(s.name)}
+        return d.xreplace(plain) if plain else d
     try:
         value = int(d)  # numpy integers, python ints
     except (TypeError, ValueError):
@@ -57,9 +64,11 @@ def as_dim(d: object) -> sympy.Expr:
 
 def as_shape(shape: Iterable[object] | object) -> tuple:
     """A shape tuple of sympy dims from ints, symbols or expressions."""
-    if isinstance(shape, (int, sympy.Basic)):
+    if isinstance(shape, (int, np.integer, sympy.Basic)):
         shape = (shape,)
-    return tuple(as_dim(d) for d in shape)  # type: ignore[union-attr]
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Iterable):
+        raise ShapeError(f"a shape must be a tuple of dims, got {shape!r}")
+    return tuple(as_dim(d) for d in shape)
 
 
 def dims_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
@@ -124,9 +133,18 @@ def broadcast_shapes(op: str, *shapes: Sequence[sympy.Expr]) -> tuple:
     return tuple(result)
 
 
-def normalize_axis(op: str, axis: int, rank: int) -> int:
-    if not isinstance(axis, (int,)) or isinstance(axis, bool):
+def _as_axis(op: str, axis: object) -> int:
+    if isinstance(axis, (bool, np.bool_)):
         raise shape_error(op, f"axis must be an int, got {axis!r}")
+    try:
+        return operator.index(axis)  # python and numpy ints
+    except TypeError:
+        raise shape_error(op, f"axis must be an int, got {axis!r}") from None
+
+
+def normalize_axis(op: str, axis: object, rank: int) -> int:
+    """axis in [-rank, rank) as a non-negative int; a ShapeError naming op otherwise."""
+    axis = _as_axis(op, axis)
     if not -rank <= axis < rank:
         raise shape_error(op, f"axis {axis} is out of range for rank {rank}")
     return axis % rank
@@ -136,9 +154,9 @@ def normalize_axes(op: str, axis: object, rank: int) -> tuple:
     """None -> all axes, int -> (int,), tuple -> sorted tuple of distinct axes."""
     if axis is None:
         return tuple(range(rank))
-    if isinstance(axis, int) and not isinstance(axis, bool):
+    if not isinstance(axis, (tuple, list)):
         return (normalize_axis(op, axis, rank),)
-    axes = tuple(normalize_axis(op, a, rank) for a in axis)  # type: ignore[union-attr]
+    axes = tuple(normalize_axis(op, a, rank) for a in axis)
     if len(set(axes)) != len(axes):
         raise shape_error(op, f"repeated axis in {axis!r}")
     return tuple(sorted(axes))
@@ -157,60 +175,101 @@ class Bindings:
     def __contains__(self, symbol: object) -> bool:
         return symbol in self.values
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{s}={v}" for s, v in sorted(self.values.items(), key=str))
+        return f"Bindings({shown})"
+
     def set(self, symbol: sympy.Symbol, value: int, source: str) -> None:
         self.values[symbol] = int(value)
         self.sources[symbol] = source
 
+    def _origin(self, d: sympy.Expr) -> str:
+        """'; N=3 was bound by input 'x' axis 0' for each bound symbol of d."""
+        return "".join(
+            f"; {s}={self.values[s]} was bound by {self.sources[s]}"
+            for s in sorted(d.free_symbols, key=str)
+            if s in self.values
+        )
+
     def evaluate(self, d: sympy.Expr) -> int:
         """A dim's concrete value once its symbols are bound."""
+        if not isinstance(d, sympy.Basic):
+            d = as_dim(d)
         if d.is_Integer:
             return int(d)
         value = d.subs(self.values)
         if not value.is_number:
             missing = ", ".join(sorted(str(s) for s in value.free_symbols))
             raise BindError(f"size {d} cannot be computed: symbols {missing} are not bound")
+        if not value.is_integer or value < 0:
+            raise BindError(f"size {d} = {value} is not a non-negative integer{self._origin(d)}")
         return int(value)
 
     def evaluate_shape(self, shape: Sequence[sympy.Expr]) -> tuple:
         return tuple(self.evaluate(d) for d in shape)
 
     def bind(self, name: str, shape: Sequence[sympy.Expr], actual: Sequence[int]) -> None:
-        """Bind the symbols of `shape` from the concrete `actual` shape, checking consistency.
+        """Bind the symbols of one input's `shape` from its array's `actual` shape."""
+        self.bind_all([(name, shape, actual)])
 
-        Plain symbols bind directly; an expression with one unbound symbol is solved for it.
+    def bind_all(self, items: Sequence[tuple]) -> None:
+        """Bind symbols from several inputs' (name, shape, actual shape), checking consistency.
+
+        Ranks are checked first, then every plain symbol binds (the first input that has it
+        wins), then sizes that are expressions are checked, or solved for their one unbound
+        symbol, until nothing changes; so the order of the inputs does not matter.
         """
-        if len(shape) != len(actual):
-            raise BindError(
-                f"input '{name}': expected rank {len(shape)} with shape {shape_str(shape)}, "
-                f"got an array of rank {len(actual)} with shape {tuple(actual)}"
-            )
-        pending = []
-        for axis, (d, n) in enumerate(zip(shape, actual)):
-            if d.is_Symbol and d not in self.values:
-                self.set(d, n, f"input '{name}' axis {axis}")
-            else:
-                pending.append((axis, d, int(n)))
-        for axis, d, n in pending:
-            unbound = [s for s in d.free_symbols if s not in self.values]
-            if len(unbound) == 1:
-                self._solve(name, axis, d, n, unbound[0])
-                continue
-            expected = self.evaluate(d)
-            if expected != n:
-                origin = "".join(
-                    f"; {s}={self.values[s]} was bound by {self.sources[s]}"
-                    for s in sorted(d.free_symbols, key=str)
-                )
+        for name, shape, actual in items:
+            if len(shape) != len(actual):
                 raise BindError(
-                    f"input '{name}' axis {axis}: expected size {d} = {expected}, got {n}{origin}"
+                    f"input '{name}': expected rank {len(shape)} with shape {shape_str(shape)}, "
+                    f"got an array of rank {len(actual)} with shape {tuple(actual)}"
                 )
+        pending = []
+        for name, shape, actual in items:
+            shape = tuple(d if isinstance(d, sympy.Basic) else as_dim(d) for d in shape)
+            for axis, (d, n) in enumerate(zip(shape, actual)):
+                if d.is_Symbol and d not in self.values:
+                    self.set(d, n, f"input '{name}' axis {axis}")
+                else:
+                    pending.append((name, shape, tuple(actual), axis, d, int(n)))
+        while pending:
+            waiting = []
+            for item in pending:
+                name, shape, actual, axis, d, n = item
+                unbound = [s for s in d.free_symbols if s not in self.values]
+                if len(unbound) == 1:
+                    self._solve(name, axis, d, n, unbound[0])
+                elif unbound:
+                    waiting.append(item)
+                else:
+                    self._check(name, shape, actual, axis, d, n)
+            if len(waiting) == len(pending):
+                name, shape, actual, axis, d, n = waiting[0]
+                missing = ", ".join(sorted(str(s) for s in d.free_symbols if s not in self))
+                raise BindError(
+                    f"input '{name}' axis {axis}: size {d} cannot be determined from the "
+                    f"arrays given: no input binds {missing} on its own"
+                )
+            pending = waiting
+
+    def _check(
+        self, name: str, shape: Sequence, actual: tuple, axis: int, d: sympy.Expr, n: int
+    ) -> None:
+        expected = self.evaluate(d)
+        if expected != n:
+            size = str(expected) if d.is_Integer else f"{d} = {expected}"
+            raise BindError(
+                f"input '{name}' axis {axis}: expected size {size}, got {n} (expected shape "
+                f"{shape_str(shape)}, got an array of shape {actual}){self._origin(d)}"
+            )
 
     def _solve(self, name: str, axis: int, d: sympy.Expr, n: int, unknown: sympy.Symbol) -> None:
         solutions = sympy.solve(sympy.Eq(d.subs(self.values), n), unknown)
-        good = [s for s in solutions if s.is_integer and s > 0]
+        good = [s for s in solutions if s.is_integer and s >= 0]
         if not good:
             raise BindError(
                 f"input '{name}' axis {axis}: size {n} does not fit {d} "
-                f"for a positive integer {unknown}"
+                f"for an integer {unknown}{self._origin(d)}"
             )
         self.set(unknown, int(good[0]), f"input '{name}' axis {axis}")

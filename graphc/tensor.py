@@ -68,7 +68,8 @@ class Tensor:
             return self.node.attrs["state"].value
         if self.node.op == "constant":
             return self.node.attrs["value"].array
-        raise AttributeError(f"{self.node.op} tensors have no value until a compiled function runs")
+        op = self.node.op
+        raise AttributeError(f"{op} tensors have no value until a compiled function runs")
 
     @value.setter
     def value(self, array: Any) -> None:
@@ -85,6 +86,12 @@ class Tensor:
     def __repr__(self) -> str:
         dims = ", ".join(str(d) for d in self.node.shape)
         return f"Tensor({self.node.label()}, shape=({dims}), dtype={self.node.dtype})"
+
+    def __copy__(self) -> Tensor:
+        return self  # one Tensor per Node, and Nodes are immutable
+
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        return self
 
     def __bool__(self) -> bool:
         raise TypeError("a symbolic Tensor has no truth value; use gc.where for conditions")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,13 @@ def _where_np(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(c, a, b)
 
 
+def _sigmoid_np(a: np.ndarray) -> np.ndarray:
+    # 1/(1+exp(-a)) for a >= 0 and exp(a)/(1+exp(a)) for a < 0: exp never overflows and
+    # the result is within a few ulps everywhere (exp(-logaddexp(0, -a)) loses |a| ulps)
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1, e) / (1 + e)
+
+
 SCALAR_OPS: dict = {
     s.name: s
     for s in [
@@ -49,13 +57,8 @@ SCALAR_OPS: dict = {
         ScalarOp("exp", sympy.Lambda((x,), sympy.exp(x)), "float"),
         ScalarOp("log", sympy.Lambda((x,), sympy.log(x)), "float"),
         ScalarOp("tanh", sympy.Lambda((x,), sympy.tanh(x)), "float"),
-        # 1/(1+exp(-x)); the numpy form avoids exp overflow warnings for x << 0
-        ScalarOp(
-            "sigmoid",
-            sympy.Lambda((x,), 1 / (1 + sympy.exp(-x))),
-            "float",
-            numpy=lambda a: np.exp(-np.logaddexp(0, -a)).astype(a.dtype, copy=False),
-        ),
+        # 1/(1+exp(-x)); the numpy form avoids exp overflow for x << 0
+        ScalarOp("sigmoid", sympy.Lambda((x,), 1 / (1 + sympy.exp(-x))), "float", _sigmoid_np),
         ScalarOp("relu", sympy.Lambda((x,), sympy.Max(x, 0)), numpy=lambda a: np.maximum(a, 0)),
         # log(1+exp(x)) overflows for x > 88 in float32; logaddexp(0, x) does not
         ScalarOp(
@@ -83,10 +86,29 @@ SCALAR_OPS: dict = {
 }
 
 
+def _vectorized(fn: Callable) -> Callable:
+    """A math-module function over arrays; its domain errors become nan, overflows inf."""
+
+    def safe(v: float) -> float:
+        try:
+            return fn(v)
+        except ValueError:
+            return math.nan
+        except OverflowError:
+            return math.inf
+
+    return np.vectorize(safe, otypes=[np.float64])
+
+
+# functions sympy's numpy printer writes by their math-module names (numpy has none): without
+# these, lambdify calls math.erf on a whole array (a user's GELU, x/2 * (1 + erf(x/sqrt(2))))
+_MATH_ONLY = {name: _vectorized(getattr(math, name)) for name in ("erf", "erfc", "gamma", "lgamma")}
+
+
 @functools.cache
 def lambdified(expr: sympy.Lambda) -> Callable:
     """The numpy function of a scalar expression (cached per expression)."""
-    return sympy.lambdify(expr.variables, expr.expr, modules="numpy")
+    return sympy.lambdify(expr.variables, expr.expr, modules=[_MATH_ONLY, "numpy"])
 
 
 def result_dtype(result: str, dtypes: tuple) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 from graphc.node import Node
 from graphc.ops.registry import apply, op, promote
 from graphc.ops.sources import coerce
-from graphc.shapes import broadcast_shapes, dims_equal, shape_error
+from graphc.shapes import ShapeError, broadcast_shapes, dims_equal, shape_error, shape_str
 
 
 def _infer_matmul(inputs: tuple, attrs: dict) -> tuple:
@@ -27,7 +27,16 @@ def _infer_matmul(inputs: tuple, attrs: dict) -> tuple:
             a.shape,
             b.shape,
         )
-    batch = broadcast_shapes("matmul", a_shape[:-2], b_shape[:-2])
+    try:
+        batch = broadcast_shapes("matmul", a_shape[:-2], b_shape[:-2])
+    except ShapeError:
+        raise shape_error(
+            "matmul",
+            f"batch dimensions {shape_str(a_shape[:-2])} and {shape_str(b_shape[:-2])} "
+            f"do not broadcast",
+            a.shape,
+            b.shape,
+        ) from None
     shape = batch
     if a.rank > 1:
         shape = shape + (a_shape[-2],)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import sympy
 
 from graphc.node import Node, as_dtype
 from graphc.ops.registry import apply, float_of, op, promote
@@ -27,7 +28,7 @@ def _infer_one_hot(inputs: tuple, attrs: dict) -> tuple:
     (t,) = inputs
     if t.dtype not in INT_DTYPES:
         raise shape_error("one_hot", f"labels must be int32 or int64, got {t.dtype}", t.shape)
-    return t.shape + (attrs["depth"],), attrs["dtype"]
+    return t.shape + (sympy.Integer(attrs["depth"]),), attrs["dtype"]
 
 
 @op("one_hot", _infer_one_hot, kind="nn")
@@ -37,11 +38,14 @@ def _one_hot_impl(ctx: Any, t: np.ndarray) -> np.ndarray:
     return (t[..., None] == np.arange(depth)).astype(ctx.dtype)
 
 
-def one_hot(labels: Node, depth: int, dtype: Any = "float32") -> Node:
+def one_hot(labels: Any, depth: int, dtype: Any = "float32") -> Node:
     """labels (..., ) of ints in [0, depth) -> (..., depth) indicator vectors."""
-    if not isinstance(depth, int) or depth <= 0:
+    (labels,) = coerce([labels], "one_hot")
+    if isinstance(depth, (bool, np.bool_)) or not isinstance(depth, (int, np.integer)):
         raise shape_error("one_hot", f"depth must be a positive int, got {depth!r}", labels.shape)
-    return apply("one_hot", (labels,), depth=depth, dtype=as_dtype(dtype))
+    if depth <= 0:
+        raise shape_error("one_hot", f"depth must be a positive int, got {depth!r}", labels.shape)
+    return apply("one_hot", (labels,), depth=int(depth), dtype=as_dtype(dtype))
 
 
 def _infer_sce(inputs: tuple, attrs: dict) -> tuple:

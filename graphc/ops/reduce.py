@@ -57,7 +57,7 @@ def _max_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
 
 
 def _stable_logsumexp(a: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
-    m = np.max(a, axis=axes, keepdims=True)
+    m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)  # empty: log(0) = -inf
     m = np.where(np.isfinite(m), m, 0)
     out = np.log(np.sum(np.exp(a - m), axis=axes, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axes)
@@ -72,8 +72,8 @@ def _logsumexp_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
 
 def _reduce(name: str, a: Node, axis: Any, keepdims: bool) -> Node:
     axes = normalize_axes(name, axis, a.rank)
-    if not axes and name in ("sum", "max"):
-        return a
+    if not axes and (name == "max" or (name == "sum" and a.dtype != "bool")):
+        return a  # nothing to reduce (a bool sum still counts: bool -> int32)
     return apply(name, (a,), axes=axes, keepdims=bool(keepdims))
 
 

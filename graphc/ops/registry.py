@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+import sympy
 
 from graphc.node import Attrs, Node
-from graphc.shapes import user_location
+from graphc.shapes import as_dim, user_location
 
 
 class ImplContext(NamedTuple):
@@ -25,6 +26,7 @@ class ImplContext(NamedTuple):
     shape: tuple  # the concrete output shape
     dtype: str
     node: Node
+    bindings: Any = None  # graphc.shapes.Bindings: values of the symbolic sizes for this call
 
 
 @dataclass(frozen=True)
@@ -60,20 +62,32 @@ def op(
     return wrap
 
 
+class UnknownOpError(KeyError, ValueError):
+    """An op name that is not in the table (a KeyError for lookups, a ValueError for users)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def get(name: str) -> OpDef:
     """The OpDef of `name`; a clear error listing the known ops otherwise."""
     try:
         return OPS[name]
     except KeyError:
         known = ", ".join(sorted(OPS))
-        raise KeyError(f"unknown op {name!r}; known ops: {known}") from None
+        raise UnknownOpError(f"unknown op {name!r}; known ops: {known}") from None
 
 
-def apply(name: str, inputs: Sequence[Node], **attrs: Any) -> Node:
-    """Build (or find, by interning) the node `name(inputs, attrs)` after checking shapes."""
-    opdef = get(name)
+def apply(op_name: str, inputs: Sequence[Node], /, **attrs: Any) -> Node:
+    """Build (or find, by interning) the node `op_name(inputs, attrs)` after checking shapes.
+
+    The first two parameters are positional-only so that attrs may be called anything
+    (`name=` labels a user's elementwise op).
+    """
+    opdef = get(op_name)
     shape, dtype = opdef.infer(tuple(inputs), attrs)
-    return Node.make(name, inputs, attrs, shape, dtype, where=user_location())
+    shape = tuple(d if isinstance(d, sympy.Basic) else as_dim(d) for d in shape)  # ints -> dims
+    return Node.make(op_name, inputs, attrs, shape, dtype, where=user_location())
 
 
 # dtype promotion ---------------------------------------------------------------------------
@@ -89,3 +103,30 @@ def promote(*dtypes: str) -> str:
 def float_of(dtype: str) -> str:
     """The float dtype an op that needs floats computes in (ints and bools -> float32)."""
     return dtype if dtype in ("float32", "float64") else "float32"
+
+
+# derivative rules ----------------------------------------------------------------------------
+# vjp rule: (node, g) -> one cotangent Node or None (zero) per input of node.
+# jvp rule: (node, tangents) -> the tangent Node of node's output, or None; tangents has one
+# Node or None per input and at least one is not None.
+
+VJP_RULES: dict = {}
+JVP_RULES: dict = {}
+
+
+def defvjp(*names: str) -> Callable[[Callable], Callable]:
+    def wrap(rule: Callable) -> Callable:
+        for name in names:
+            VJP_RULES[name] = rule
+        return rule
+
+    return wrap
+
+
+def defjvp(*names: str) -> Callable[[Callable], Callable]:
+    def wrap(rule: Callable) -> Callable:
+        for name in names:
+            JVP_RULES[name] = rule
+        return rule
+
+    return wrap

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ from graphc.node import Node
 from graphc.ops.registry import apply, op, promote
 from graphc.ops.sources import coerce
 from graphc.shapes import (
+    ShapeError,
     as_shape,
     broadcast_shapes,
     dims_equal,
@@ -36,14 +38,24 @@ def _reshape_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
     return a.reshape(ctx.shape)
 
 
+def _target_shape(op_name: str, a: Node, shape: Any) -> tuple:
+    """as_shape(shape), with a bad entry reported as op_name's error at the user's line."""
+    try:
+        return as_shape(shape)
+    except ShapeError as error:
+        raise shape_error(op_name, f"bad target shape {shape!r}: {error}", a.shape) from None
+
+
 def reshape(a: Node, shape: Sequence[Any]) -> Node:
     """numpy's reshape (row-major); one entry may be -1; sizes may be symbolic."""
     dims = list(shape) if isinstance(shape, (tuple, list)) else [shape]
+    dims = [int(d) if isinstance(d, np.integer) else d for d in dims]
     unknown = [k for k, d in enumerate(dims) if isinstance(d, int) and d == -1]
     if len(unknown) > 1:
         raise shape_error("reshape", f"only one -1 allowed in {tuple(dims)}", a.shape)
+    others = _target_shape("reshape", a, [1 if k in unknown else d for k, d in enumerate(dims)])
     if unknown:
-        known = numel(as_shape([d for k, d in enumerate(dims) if k != unknown[0]]))
+        known = numel(others)
         rest = sympy.simplify(numel(a.shape) / known) if known != 0 else sympy.Integer(0)
         if not (rest.is_integer or (rest.is_number and float(rest).is_integer())):
             if rest.is_number or rest.is_integer is False:
@@ -101,7 +113,8 @@ def _broadcast_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
 
 
 def broadcast_to(a: Node, shape: Sequence[Any]) -> Node:
-    target = as_shape(shape)
+    """np.broadcast_to: a's dims aligned from the right, size-1 dims stretched."""
+    target = _target_shape("broadcast_to", a, shape)
     if target == a.shape:
         return a
     return apply("broadcast_to", (a,), shape=target)
@@ -186,12 +199,15 @@ def pad(a: Node, pad_width: Any, mode: str = "constant", value: float = 0.0) -> 
     """
     if mode not in PAD_MODES:
         raise ValueError(f"pad: unknown mode {mode!r}; known: {', '.join(PAD_MODES)}")
-    widths = np.broadcast_to(np.asarray(pad_width, dtype=object), (a.rank, 2))
     try:
-        pairs = tuple((int(b), int(e)) for b, e in widths)
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=object), (a.rank, 2))
+        pairs = tuple((operator.index(b), operator.index(e)) for b, e in widths)
     except (TypeError, ValueError):
         raise shape_error(
-            "pad", f"pad_width must be integers, got {pad_width!r}", a.shape
+            "pad",
+            f"pad_width must be an int, a (before, after) pair or one pair per axis "
+            f"({a.rank} axes), got {pad_width!r}",
+            a.shape,
         ) from None
     if any(b < 0 or e < 0 for b, e in pairs):
         raise shape_error("pad", f"pad_width must be >= 0, got {pad_width!r}", a.shape)
@@ -204,30 +220,41 @@ def pad(a: Node, pad_width: Any, mode: str = "constant", value: float = 0.0) -> 
 
 
 def _slice_length(start: Any, stop: Any, step: int, n: sympy.Expr) -> sympy.Expr:
-    """Length of range(n)[start:stop:step] with symbolic n; ints are python's semantics."""
+    """Length of range(n)[start:stop:step], also for symbolic n (python's clamping, exactly:
+    x[:5] on an axis of size N has length Min(5, N))."""
     if n.is_number:
         return sympy.Integer(len(range(int(n))[slice(start, stop, step)]))
+
+    def bound(v: Any, default: Any, lo: Any, hi: Any) -> sympy.Expr:
+        if v is None:
+            return sympy.sympify(default)
+        return sympy.Min(sympy.Max(v if v >= 0 else n + v, lo), hi)
+
     if step > 0:
-        lo = 0 if start is None else (start if start >= 0 else n + start)
-        hi = n if stop is None else (stop if stop >= 0 else n + stop)
-    else:
-        lo = n - 1 if start is None else (start if start >= 0 else n + start)
-        hi = -1 if stop is None else (stop if stop >= 0 else n + stop)
-        lo, hi, step = -lo, -hi, -step
-    return sympy.Max(0, sympy.ceiling((sympy.sympify(hi) - lo) / step))
+        lo, hi = bound(start, 0, 0, n), bound(stop, n, 0, n)
+        return sympy.Max(0, sympy.ceiling((hi - lo) / step))
+    lo, hi = bound(start, n - 1, -1, n - 1), bound(stop, -1, -1, n - 1)
+    return sympy.Max(0, sympy.ceiling((lo - hi) / -step))
 
 
 def _infer_slice(inputs: tuple, attrs: dict) -> tuple:
     (a,) = inputs
+    points = attrs.get("index_axes", ())
     shape = []
-    for (start, stop, step), d in zip(attrs["slices"], a.shape):
-        shape.append(_slice_length(start, stop, step, d))
+    for axis, ((start, stop, step), d) in enumerate(zip(attrs["slices"], a.shape)):
+        # an integer index selects exactly one element (or fails at run time)
+        shape.append(sympy.Integer(1) if axis in points else _slice_length(start, stop, step, d))
     return tuple(shape), a.dtype
 
 
 @op("slice", _infer_slice, kind="shape")
 def _slice_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
-    return a[tuple(slice(*s) for s in ctx.attrs["slices"])]
+    slices = ctx.attrs["slices"]
+    for axis in ctx.attrs.get("index_axes", ()):
+        k, n = slices[axis][0], a.shape[axis]
+        if not -n <= k < n:
+            raise IndexError(f"slice: index {k} is out of range for axis {axis} of size {n}")
+    return a[tuple(slice(*s) for s in slices)]
 
 
 def getitem(a: Node, index: Any) -> Node:
@@ -248,6 +275,7 @@ def getitem(a: Node, index: Any) -> Node:
         expanded.extend([slice(None)] * (a.rank - used))
     axis = 0
     slices = []
+    index_axes: list = []  # axes indexed by an int (dropped from the result)
     out_dims: list = []  # ("keep", axis) | ("drop",) | ("new",)
     for i in expanded:
         if i is None:
@@ -258,12 +286,12 @@ def getitem(a: Node, index: Any) -> Node:
         d = a.shape[axis]
         if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
             k = int(i)
-            if d.is_number and not -int(d) <= k < int(d):
-                raise shape_error("getitem", f"index {k} out of range on axis {axis}", a.shape)
-            if not d.is_number and k < 0:
-                slices.append((k, k + 1 if k != -1 else None, 1))
-            else:
-                slices.append((k, k + 1, 1))
+            if d.is_number:
+                if not -int(d) <= k < int(d):
+                    raise shape_error("getitem", f"index {k} out of range on axis {axis}", a.shape)
+                k = k % int(d)
+            slices.append((k, k + 1 if k != -1 else None, 1))
+            index_axes.append(len(slices) - 1)
             out_dims.append(("drop",))
         elif isinstance(i, slice):
             parts = (i.start, i.stop, 1 if i.step is None else i.step)
@@ -279,7 +307,7 @@ def getitem(a: Node, index: Any) -> Node:
         axis += 1
     result = a
     if any(s != (None, None, 1) for s in slices):
-        result = apply("slice", (a,), slices=tuple(slices))
+        result = apply("slice", (a,), slices=tuple(slices), index_axes=tuple(index_axes))
     if any(kind[0] != "keep" for kind in out_dims):
         shape = []
         axis = 0
