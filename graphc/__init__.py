@@ -5,6 +5,7 @@ The public API; this module only re-exports. See README.md for a tour.
 
 from graphc import data
 from graphc import ops as _ops
+from graphc.autodiff import DifferentiationError, check_grad, check_jvp, grad, hvp, jvp, vjp
 from graphc.backend import ExecutionError, available_backends
 from graphc.compile import Function, compile
 from graphc.graph import as_networkx
@@ -85,6 +86,7 @@ OPS = _ops.OPS
 
 __all__ = [
     "BindError",
+    "DifferentiationError",
     "ExecutionError",
     "Function",
     "Node",
@@ -97,6 +99,8 @@ __all__ = [
     "as_networkx",
     "as_tensor",
     "available_backends",
+    "check_grad",
+    "check_jvp",
     "broadcast_to",
     "cast",
     "compile",
@@ -109,9 +113,12 @@ __all__ = [
     "equal",
     "exp",
     "function",
+    "grad",
     "greater",
     "greater_equal",
+    "hvp",
     "input",
+    "jvp",
     "less",
     "less_equal",
     "log",
@@ -143,5 +150,6 @@ __all__ = [
     "tanh",
     "to_dot",
     "transpose",
+    "vjp",
     "where",
 ]

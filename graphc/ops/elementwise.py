@@ -26,6 +26,45 @@ from graphc.shapes import broadcast_shapes, shape_error
 x, y, z = sympy.symbols("x y z", real=True)
 
 
+# Functions sympy lacks, as opaque sympy functions: their derivatives stay in terms of
+# themselves (sigmoid' = s(1-s) reuses the forward node) and never overflow the way the
+# textbook forms do (d/dx 1/(1+exp(-x)) = exp(-x)/(1+exp(-x))**2 is inf/inf for x << 0).
+# `definition` is the textbook form, which the tests compare the numpy forms against.
+
+
+class sigmoid(sympy.Function):  # noqa: N801 - printed (and lambdified) by this name
+    definition = sympy.Lambda(x, 1 / (1 + sympy.exp(-x)))
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        s = sigmoid(self.args[0])
+        return s * (1 - s)
+
+
+class softplus(sympy.Function):  # noqa: N801
+    definition = sympy.Lambda(x, sympy.log(1 + sympy.exp(x)))
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sigmoid(self.args[0])
+
+
+class relu(sympy.Function):  # noqa: N801
+    definition = sympy.Lambda(x, sympy.Max(x, 0))
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        # relu'(0) = 0, as PyTorch, JAX and TensorFlow
+        return sympy.Heaviside(self.args[0], 0)
+
+
+SYMPY_FUNCTIONS = {"sigmoid": sigmoid, "softplus": softplus, "relu": relu}
+
+
+def textbook(expr: sympy.Basic) -> sympy.Basic:
+    """expr with graphc's own sympy functions replaced by their textbook definitions."""
+    for function in SYMPY_FUNCTIONS.values():
+        expr = expr.replace(function, function.definition)
+    return expr
+
+
 @dataclass(frozen=True)
 class ScalarOp:
     name: str
@@ -45,6 +84,14 @@ def _sigmoid_np(a: np.ndarray) -> np.ndarray:
     return np.where(a >= 0, 1, e) / (1 + e)
 
 
+def _relu_np(a: np.ndarray) -> np.ndarray:
+    return np.maximum(a, 0)  # python 0 is weakly typed: the dtype of a
+
+
+def _softplus_np(a: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0, a)
+
+
 SCALAR_OPS: dict = {
     s.name: s
     for s in [
@@ -58,15 +105,10 @@ SCALAR_OPS: dict = {
         ScalarOp("log", sympy.Lambda((x,), sympy.log(x)), "float"),
         ScalarOp("tanh", sympy.Lambda((x,), sympy.tanh(x)), "float"),
         # 1/(1+exp(-x)); the numpy form avoids exp overflow for x << 0
-        ScalarOp("sigmoid", sympy.Lambda((x,), 1 / (1 + sympy.exp(-x))), "float", _sigmoid_np),
-        ScalarOp("relu", sympy.Lambda((x,), sympy.Max(x, 0)), numpy=lambda a: np.maximum(a, 0)),
+        ScalarOp("sigmoid", sympy.Lambda((x,), sigmoid(x)), "float", _sigmoid_np),
+        ScalarOp("relu", sympy.Lambda((x,), relu(x)), numpy=_relu_np),
         # log(1+exp(x)) overflows for x > 88 in float32; logaddexp(0, x) does not
-        ScalarOp(
-            "softplus",
-            sympy.Lambda((x,), sympy.log(1 + sympy.exp(x))),
-            "float",
-            numpy=lambda a: np.logaddexp(a.dtype.type(0), a),
-        ),
+        ScalarOp("softplus", sympy.Lambda((x,), softplus(x)), "float", _softplus_np),
         ScalarOp("abs", sympy.Lambda((x,), sympy.Abs(x)), numpy=np.abs),
         ScalarOp("sqrt", sympy.Lambda((x,), sympy.sqrt(x)), "float"),
         ScalarOp("maximum", sympy.Lambda((x, y), sympy.Max(x, y)), numpy=np.maximum),
@@ -103,12 +145,13 @@ def _vectorized(fn: Callable) -> Callable:
 # functions sympy's numpy printer writes by their math-module names (numpy has none): without
 # these, lambdify calls math.erf on a whole array (a user's GELU, x/2 * (1 + erf(x/sqrt(2))))
 _MATH_ONLY = {name: _vectorized(getattr(math, name)) for name in ("erf", "erfc", "gamma", "lgamma")}
+_OWN = {"sigmoid": _sigmoid_np, "softplus": _softplus_np, "relu": _relu_np}
 
 
 @functools.cache
 def lambdified(expr: sympy.Lambda) -> Callable:
     """The numpy function of a scalar expression (cached per expression)."""
-    return sympy.lambdify(expr.variables, expr.expr, modules=[_MATH_ONLY, "numpy"])
+    return sympy.lambdify(expr.variables, expr.expr, modules=[_OWN, _MATH_ONLY, "numpy"])
 
 
 def result_dtype(result: str, dtypes: tuple) -> str:
@@ -226,7 +269,10 @@ def elementwise(fn: Callable, name: str | None = None) -> Callable:
 def cast(a: Node, dtype: str) -> Node:
     from graphc.node import as_dtype
 
-    return apply("cast", (a,), dtype=as_dtype(dtype))
+    dtype = as_dtype(dtype)
+    if a.dtype == dtype:
+        return a
+    return apply("cast", (a,), dtype=dtype)
 
 
 def _infer_cast(inputs: tuple, attrs: dict) -> tuple:
@@ -238,3 +284,97 @@ def _cast_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
 
 
 register(OpDef("cast", _infer_cast, _cast_impl, kind="elementwise", doc="convert dtype"))
+
+
+# derivative rules --------------------------------------------------------------------------
+# d/dx_k of every scalar op is sympy.diff of its table entry, built back into graph nodes by
+# from_sympy: the same expression gives the same nodes (exp' is the exp node itself). Scalar
+# constant operands are substituted first, so d/dx x**2 is 2*x, not x**(2-1)*2.
+
+from graphc.node import FLOAT_DTYPES  # noqa: E402 - the rules need modules that import this one
+from graphc.ops import adjoint  # noqa: E402
+from graphc.ops.from_sympy import from_sympy  # noqa: E402
+from graphc.ops.registry import defjvp, defvjp  # noqa: E402
+
+
+@functools.cache
+def partial_exprs(expr: sympy.Lambda) -> tuple:
+    """(d expr / d v for each variable v), simplified; DiracDelta (the derivative of a step,
+    zero almost everywhere) is taken as 0, so relu'' = 0 and abs'' = 0."""
+    partials = []
+    for v in expr.variables:
+        d = sympy.diff(expr.expr, v)
+        d = d.replace(sympy.DiracDelta, lambda *args: sympy.Integer(0))
+        partials.append(sympy.powsimp(d))
+    return tuple(partials)
+
+
+def _specialized(node: Node) -> tuple:
+    """(Lambda, positions): node's expression with its scalar constant operands substituted,
+    and the positions in node.inputs of the variables that remain."""
+    lam = scalar_expr(node)
+    variables, positions, values = [], [], {}
+    for k, (v, operand) in enumerate(zip(lam.variables, node.inputs)):
+        if operand.op == "constant" and operand.rank == 0 and operand.dtype != "bool":
+            values[v] = sympy.nsimplify(operand.attrs["value"].array.item(), rational=False)
+        else:
+            variables.append(v)
+            positions.append(k)
+    if not values:
+        return lam, positions
+    return sympy.Lambda(tuple(variables), lam.expr.subs(values)), positions
+
+
+def _partials(node: Node) -> dict:
+    """{position k: d node / d node.inputs[k] as a Node} for the operands that can vary."""
+    lam, positions = _specialized(node)
+    env = {v: node.inputs[k] for v, k in zip(lam.variables, positions)}
+    result = {}
+    for k, d in zip(positions, partial_exprs(lam)):
+        if node.inputs[k].dtype in FLOAT_DTYPES and not d.is_zero:
+            result[k] = from_sympy(d, env, node.dtype)
+    return result
+
+
+def _ew_vjp(node: Node, g: Node) -> list:
+    # an operand used twice (x * x) gets one contribution per position; autodiff sums them
+    partials = _partials(node)
+    out = []
+    for k, operand in enumerate(node.inputs):
+        p = partials.get(k)
+        out.append(None if p is None else adjoint.unbroadcast(adjoint.times(g, p), operand.shape))
+    return out
+
+
+def _ew_jvp(node: Node, tangents: tuple) -> Node | None:
+    total = None
+    for k, p in _partials(node).items():
+        if tangents[k] is not None:
+            total = adjoint.add_any(total, adjoint.times(tangents[k], p))
+    return None if total is None else adjoint.with_shape(total, node.shape)
+
+
+_DIFFERENTIABLE = [name for name, s in SCALAR_OPS.items() if s.result != "bool"]
+defvjp(*_DIFFERENTIABLE, "elementwise")(_ew_vjp)
+defjvp(*_DIFFERENTIABLE, "elementwise")(_ew_jvp)
+
+
+@defvjp(*(name for name, s in SCALAR_OPS.items() if s.result == "bool"))
+def _compare_vjp(node: Node, g: Node) -> list:
+    return [None] * len(node.inputs)  # comparisons are piecewise constant
+
+
+@defjvp(*(name for name, s in SCALAR_OPS.items() if s.result == "bool"))
+def _compare_jvp(node: Node, tangents: tuple) -> None:
+    return None
+
+
+@defvjp("cast")
+def _cast_vjp(node: Node, g: Node) -> list:
+    (a,) = node.inputs
+    return [cast(g, a.dtype) if a.dtype in FLOAT_DTYPES else None]
+
+
+@defjvp("cast")
+def _cast_jvp(node: Node, tangents: tuple) -> Node | None:
+    return cast(tangents[0], node.dtype) if node.dtype in FLOAT_DTYPES else None

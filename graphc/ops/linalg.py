@@ -54,3 +54,58 @@ def matmul(a: Any, b: Any) -> Node:
     """np.matmul: (..., n, k) @ (..., k, m); a 1-D operand is a vector."""
     a_node, b_node = coerce([a, b], "matmul")
     return apply("matmul", (a_node, b_node))
+
+
+# derivative rules ---------------------------------------------------------------------------
+
+from graphc.node import FLOAT_DTYPES  # noqa: E402
+from graphc.ops import adjoint  # noqa: E402
+from graphc.ops import shape as shp  # noqa: E402
+from graphc.ops.registry import defjvp, defvjp  # noqa: E402
+
+
+def _as_matrices(node: Node) -> tuple:
+    """(a2, b2, batch): the operands with 1-D ones made (1, k) and (k, 1), and the batch."""
+    a, b = node.inputs
+    a2 = shp.reshape(a, (1,) + a.shape) if a.rank == 1 else a
+    b2 = shp.reshape(b, b.shape + (1,)) if b.rank == 1 else b
+    kept = (a.rank > 1) + (b.rank > 1)
+    return a2, b2, node.shape[: node.rank - kept]
+
+
+def _swap(m: Node) -> Node:
+    """The matrix transpose of the last two axes."""
+    axes = list(range(m.rank))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    return shp.transpose(m, axes)
+
+
+@defvjp("matmul")
+def _matmul_vjp(node: Node, g: Node) -> list:
+    # C = A B: dA = G B^T, dB = A^T G, each summed over the batch axes it was broadcast on
+    a, b = node.inputs
+    a2, b2, batch = _as_matrices(node)
+    g2 = shp.reshape(g, batch + (a2.shape[-2], b2.shape[-1]))
+    out = []
+    if a.dtype in FLOAT_DTYPES:
+        ga = adjoint.unbroadcast(matmul(g2, _swap(b2)), a2.shape)
+        out.append(shp.reshape(ga, a.shape))
+    else:
+        out.append(None)
+    if b.dtype in FLOAT_DTYPES:
+        gb = adjoint.unbroadcast(matmul(_swap(a2), g2), b2.shape)
+        out.append(shp.reshape(gb, b.shape))
+    else:
+        out.append(None)
+    return out
+
+
+@defjvp("matmul")
+def _matmul_jvp(node: Node, tangents: tuple) -> Node:
+    # d(A B) = dA B + A dB
+    a, b = node.inputs
+    ta, tb = tangents
+    total = None if ta is None else matmul(ta, b)
+    if tb is not None:
+        total = adjoint.add_any(total, matmul(a, tb))
+    return total

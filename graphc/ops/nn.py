@@ -138,3 +138,133 @@ def mse(prediction: Any, target: Any, reduction: str = "mean") -> Node:
         raise ValueError(f"mse: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     a, b = coerce([prediction, target], "mse")
     return apply("mse", (a, b), reduction=reduction)
+
+
+# derivative rules ---------------------------------------------------------------------------
+
+from graphc.node import FLOAT_DTYPES  # noqa: E402
+from graphc.ops import elementwise as ew_ops  # noqa: E402
+from graphc.ops import reduce as red  # noqa: E402
+from graphc.ops import shape as shp  # noqa: E402
+from graphc.ops.registry import defjvp, defvjp  # noqa: E402
+from graphc.ops.sources import constant, size_value  # noqa: E402
+from graphc.shapes import numel  # noqa: E402
+
+
+@defvjp("one_hot")
+def _one_hot_vjp(node: Node, g: Node) -> list:
+    return [None]  # labels are integers: no derivative
+
+
+@defjvp("one_hot")
+def _one_hot_jvp(node: Node, tangents: tuple) -> None:
+    return None
+
+
+def _smoothed_target(node: Node) -> Node:
+    """q = (1 - e) * target + e / K, the target as probabilities (e = label_smoothing)."""
+    logits, target = node.inputs
+    k = logits.shape[-1]
+    if target.dtype in INT_DTYPES:
+        if not k.is_number:
+            raise ValueError(
+                f"softmax_cross_entropy (built at {node.where}): the derivative with integer "
+                f"labels needs a concrete number of classes, got {k}"
+            )
+        q = one_hot(target, int(k), node.dtype)
+    else:
+        q = target
+    e = node.attrs["label_smoothing"]
+    if e:
+        scaled = ew_ops.ew("mul", constant(1.0 - e, node.dtype), q)
+        q = ew_ops.ew(
+            "add", scaled, ew_ops.ew("div", constant(e, node.dtype), size_value(k, node.dtype))
+        )
+    return q
+
+
+def _sce_logit_grad(node: Node) -> Node:
+    # d/dz -sum(q * log_softmax(z)) = softmax(z) * sum(q) - q  (= softmax(z) - q for one-hot q)
+    logits, target = node.inputs
+    q = _smoothed_target(node)
+    p = red.softmax(logits, -1)
+    if target.dtype in INT_DTYPES:
+        return ew_ops.ew("sub", p, q)
+    mass = red.sum(q, -1, keepdims=True)
+    return ew_ops.ew("sub", ew_ops.ew("mul", p, mass), q)
+
+
+def _sce_target_grad(node: Node) -> Node:
+    # d/dq -sum(q' * log_softmax(z)) = -(1 - e) * log_softmax(z)
+    logits, _ = node.inputs
+    scale = constant(-(1.0 - node.attrs["label_smoothing"]), node.dtype)
+    return ew_ops.ew("mul", scale, red.log_softmax(logits, -1))
+
+
+def _last_axis(g: Node) -> Node:
+    return shp.reshape(g, g.shape + (1,))
+
+
+@defvjp("softmax_cross_entropy")
+def _sce_vjp(node: Node, g: Node) -> list:
+    logits, target = node.inputs
+    g1 = _last_axis(g)
+    out = [None, None]
+    if logits.dtype in FLOAT_DTYPES:
+        out[0] = ew_ops.ew("mul", g1, _sce_logit_grad(node))
+    if target.dtype in FLOAT_DTYPES:
+        out[1] = ew_ops.ew("mul", g1, _sce_target_grad(node))
+    return out
+
+
+@defjvp("softmax_cross_entropy")
+def _sce_jvp(node: Node, tangents: tuple) -> Node:
+    t_logits, t_target = tangents
+    total = None
+    if t_logits is not None:
+        total = red.sum(ew_ops.ew("mul", t_logits, _sce_logit_grad(node)), -1)
+    if t_target is not None:
+        part = red.sum(ew_ops.ew("mul", t_target, _sce_target_grad(node)), -1)
+        total = part if total is None else ew_ops.ew("add", total, part)
+    return total
+
+
+def _mse_scale(node: Node, g: Node) -> Node:
+    """2 g for reduction "none"/"sum", 2 g / count for "mean", as a broadcastable factor."""
+    two_g = ew_ops.ew("mul", constant(2.0, node.dtype), g)
+    if node.attrs["reduction"] == "mean":
+        count = size_value(numel(node.inputs[0].shape), node.dtype)
+        return ew_ops.ew("div", two_g, count)
+    return two_g
+
+
+def _difference(node: Node) -> Node:
+    a, b = node.inputs
+    return ew_ops.ew("sub", ew_ops.cast(a, node.dtype), ew_ops.cast(b, node.dtype))
+
+
+@defvjp("mse")
+def _mse_vjp(node: Node, g: Node) -> list:
+    # d/da mean((a - b)^2) = 2 (a - b) / count; d/db is its negative
+    a, b = node.inputs
+    da = ew_ops.ew("mul", _mse_scale(node, g), _difference(node))
+    out = [da if a.dtype in FLOAT_DTYPES else None, None]
+    if b.dtype in FLOAT_DTYPES:
+        out[1] = ew_ops.ew("neg", da)
+    return out
+
+
+@defjvp("mse")
+def _mse_jvp(node: Node, tangents: tuple) -> Node:
+    ta, tb = tangents
+    if ta is None:
+        dt = ew_ops.ew("neg", tb)
+    elif tb is None:
+        dt = ta
+    else:
+        dt = ew_ops.ew("sub", ta, tb)
+    one = constant(1.0, node.dtype)
+    per_element = ew_ops.ew("mul", _mse_scale(node, one), ew_ops.ew("mul", _difference(node), dt))
+    if node.attrs["reduction"] == "none":
+        return per_element
+    return red.sum(per_element)

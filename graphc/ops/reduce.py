@@ -126,3 +126,134 @@ def softmax(a: Node, axis: int = -1) -> Node:
 def log_softmax(a: Node, axis: int = -1) -> Node:
     """a - logsumexp(a) along `axis` (default the last), computed stably."""
     return apply("log_softmax", (a,), axis=normalize_axis("log_softmax", axis, a.rank))
+
+
+# derivative rules ---------------------------------------------------------------------------
+
+from graphc.node import FLOAT_DTYPES  # noqa: E402 - the rules need modules that import this one
+from graphc.ops import elementwise as ew_ops  # noqa: E402
+from graphc.ops import shape as shp  # noqa: E402
+from graphc.ops.registry import defjvp, defvjp  # noqa: E402
+from graphc.ops.sources import size_value  # noqa: E402
+from graphc.shapes import numel  # noqa: E402
+
+
+def _ew(name: str, *operands: Node) -> Node:
+    return ew_ops.ew(name, *operands)
+
+
+def _kept(node: Node, value: Node) -> Node:
+    """value (shaped like node) reshaped with the reduced axes kept as size 1."""
+    (a,) = node.inputs
+    return shp.reshape(value, reduced_shape(a.shape, node.attrs["axes"], True))
+
+
+def _spread(node: Node, g: Node) -> Node:
+    """g (shaped like node) broadcast back over the reduced axes to the input's shape."""
+    return shp.broadcast_to(_kept(node, g), node.inputs[0].shape)
+
+
+def _count(node: Node) -> Node:
+    (a,) = node.inputs
+    return size_value(numel([a.shape[k] for k in node.attrs["axes"]]), node.dtype)
+
+
+def _float_input(node: Node) -> bool:
+    return node.inputs[0].dtype in FLOAT_DTYPES
+
+
+@defvjp("sum")
+def _sum_vjp(node: Node, g: Node) -> list:
+    return [_spread(node, g) if _float_input(node) else None]
+
+
+@defjvp("sum")
+def _sum_jvp(node: Node, tangents: tuple) -> Node:
+    return apply("sum", tangents, **node.attrs)
+
+
+@defvjp("mean")
+def _mean_vjp(node: Node, g: Node) -> list:
+    if not _float_input(node):
+        return [None]
+    return [_spread(node, _ew("div", g, _count(node)))]
+
+
+@defjvp("mean")
+def _mean_jvp(node: Node, tangents: tuple) -> Node:
+    return apply("mean", tangents, **node.attrs)
+
+
+def _max_weights(node: Node) -> Node:
+    """1/k on each of the k entries equal to the max, 0 elsewhere: ties share the gradient
+    equally (as JAX and PyTorch's amax), so the max of equal values has derivative 1/k each."""
+    (a,) = node.inputs
+    axes = node.attrs["axes"]
+    hits = ew_ops.cast(_ew("eq", a, _kept(node, node)), a.dtype)
+    return _ew("div", hits, sum(hits, axes, keepdims=True))
+
+
+@defvjp("max")
+def _max_vjp(node: Node, g: Node) -> list:
+    if not _float_input(node):
+        return [None]
+    return [_ew("mul", _spread(node, g), _max_weights(node))]
+
+
+@defjvp("max")
+def _max_jvp(node: Node, tangents: tuple) -> Node:
+    weighted = _ew("mul", tangents[0], _max_weights(node))
+    return sum(weighted, node.attrs["axes"], node.attrs["keepdims"])
+
+
+def _lse_weights(node: Node) -> Node:
+    """exp(a - logsumexp(a)): the softmax over the reduced axes, never overflowing."""
+    (a,) = node.inputs
+    return _ew("exp", _ew("sub", a, _kept(node, node)))
+
+
+@defvjp("logsumexp")
+def _logsumexp_vjp(node: Node, g: Node) -> list:
+    if not _float_input(node):
+        return [None]
+    return [_ew("mul", _spread(node, g), _lse_weights(node))]
+
+
+@defjvp("logsumexp")
+def _logsumexp_jvp(node: Node, tangents: tuple) -> Node:
+    weighted = _ew("mul", tangents[0], _lse_weights(node))
+    return sum(weighted, node.attrs["axes"], node.attrs["keepdims"])
+
+
+@defvjp("softmax")
+def _softmax_vjp(node: Node, g: Node) -> list:
+    # y * (g - sum(g * y)) with y = softmax(a)
+    if not _float_input(node):
+        return [None]
+    inner = sum(_ew("mul", g, node), node.attrs["axis"], keepdims=True)
+    return [_ew("mul", node, _ew("sub", g, inner))]
+
+
+@defjvp("softmax")
+def _softmax_jvp(node: Node, tangents: tuple) -> Node:
+    (t,) = tangents
+    inner = sum(_ew("mul", t, node), node.attrs["axis"], keepdims=True)
+    return _ew("mul", node, _ew("sub", t, inner))
+
+
+@defvjp("log_softmax")
+def _log_softmax_vjp(node: Node, g: Node) -> list:
+    # g - softmax(a) * sum(g)
+    if not _float_input(node):
+        return [None]
+    axis = node.attrs["axis"]
+    p = softmax(node.inputs[0], axis)
+    return [_ew("sub", g, _ew("mul", p, sum(g, axis, keepdims=True)))]
+
+
+@defjvp("log_softmax")
+def _log_softmax_jvp(node: Node, tangents: tuple) -> Node:
+    (t,) = tangents
+    axis = node.attrs["axis"]
+    p = softmax(node.inputs[0], axis)
+    return _ew("sub", t, sum(_ew("mul", p, t), axis, keepdims=True))

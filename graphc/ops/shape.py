@@ -220,21 +220,37 @@ def pad(a: Node, pad_width: Any, mode: str = "constant", value: float = 0.0) -> 
 
 
 def _slice_length(start: Any, stop: Any, step: int, n: sympy.Expr) -> sympy.Expr:
-    """Length of range(n)[start:stop:step], also for symbolic n (python's clamping, exactly:
-    x[:5] on an axis of size N has length Min(5, N))."""
-    if n.is_number:
+    """Length of range(n)[start:stop:step], also for symbolic n or bounds (python's clamping,
+    exactly: x[:5] on an axis of size N has length Min(5, N)). Symbolic bounds (the pieces a
+    concat's gradient cuts out) are offsets from the start, never negative."""
+    bounds = (start, stop)
+    if n.is_number and all(b is None or isinstance(b, int) for b in bounds):
         return sympy.Integer(len(range(int(n))[slice(start, stop, step)]))
 
     def bound(v: Any, default: Any, lo: Any, hi: Any) -> sympy.Expr:
         if v is None:
             return sympy.sympify(default)
-        return sympy.Min(sympy.Max(v if v >= 0 else n + v, lo), hi)
+        v = sympy.sympify(v)
+        return sympy.Min(sympy.Max(v if not v.is_negative else n + v, lo), hi)
 
     if step > 0:
         lo, hi = bound(start, 0, 0, n), bound(stop, n, 0, n)
         return sympy.Max(0, sympy.ceiling((hi - lo) / step))
     lo, hi = bound(start, n - 1, -1, n - 1), bound(stop, -1, -1, n - 1)
     return sympy.Max(0, sympy.ceiling((lo - hi) / -step))
+
+
+def _concrete_slices(ctx: Any) -> tuple:
+    """The slices of ctx's node with symbolic bounds evaluated for this call."""
+    result = []
+    for start, stop, step in ctx.attrs["slices"]:
+        bounds = []
+        for b in (start, stop):
+            if isinstance(b, sympy.Basic):
+                b = ctx.bindings.evaluate(b) if not b.is_number else int(b)
+            bounds.append(b)
+        result.append(slice(bounds[0], bounds[1], step))
+    return tuple(result)
 
 
 def _infer_slice(inputs: tuple, attrs: dict) -> tuple:
@@ -254,7 +270,7 @@ def _slice_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
         k, n = slices[axis][0], a.shape[axis]
         if not -n <= k < n:
             raise IndexError(f"slice: index {k} is out of range for axis {axis} of size {n}")
-    return a[tuple(slice(*s) for s in slices)]
+    return a[_concrete_slices(ctx)]
 
 
 def getitem(a: Node, index: Any) -> Node:
@@ -322,3 +338,157 @@ def getitem(a: Node, index: Any) -> Node:
         shape.extend(result.shape[axis:])
         result = reshape(result, shape)
     return result
+
+
+def slice_axis(a: Node, axis: int, start: Any, stop: Any) -> Node:
+    """a[..., start:stop, ...] on one axis; start and stop may be symbolic offsets."""
+    slices = [(None, None, 1)] * a.rank
+    slices[axis] = (start, stop, 1)
+    return apply("slice", (a,), slices=tuple(slices), index_axes=())
+
+
+# adjoints of slice and pad: scatter-add back into the input's shape ------------------------
+
+
+def _infer_slice_grad(inputs: tuple, attrs: dict) -> tuple:
+    return attrs["shape"], inputs[0].dtype
+
+
+@op("slice_grad", _infer_slice_grad, kind="shape", doc="the adjoint of slice")
+def _slice_grad_impl(ctx: Any, g: np.ndarray) -> np.ndarray:
+    out = np.zeros(ctx.shape, dtype=ctx.dtype)
+    out[_concrete_slices(ctx)] = g
+    return out
+
+
+def _pad_sources(n: int, before: int, after: int, mode: str) -> np.ndarray:
+    """For each position of an axis padded by (before, after), the input index it copies."""
+    return np.pad(np.arange(n), (before, after), mode=PAD_MODES[mode])
+
+
+def _infer_pad_grad(inputs: tuple, attrs: dict) -> tuple:
+    (g,) = inputs
+    shape = tuple(d - b - e for d, (b, e) in zip(g.shape, attrs["widths"]))
+    return shape, g.dtype
+
+
+@op("pad_grad", _infer_pad_grad, kind="shape", doc="the adjoint of reflect/circular/edge pad")
+def _pad_grad_impl(ctx: Any, g: np.ndarray) -> np.ndarray:
+    out = g
+    for axis, ((before, after), n) in enumerate(zip(ctx.attrs["widths"], ctx.shape)):
+        if before == 0 and after == 0:
+            continue
+        sources = _pad_sources(n, before, after, ctx.attrs["mode"])
+        shape = list(out.shape)
+        shape[axis] = n
+        folded = np.zeros(shape, dtype=ctx.dtype)
+        index = (slice(None),) * axis + (sources,)
+        np.add.at(folded, index, out)  # every padded copy adds to the element it copied
+        out = folded
+    return out
+
+
+# derivative rules ---------------------------------------------------------------------------
+
+from graphc.ops import adjoint  # noqa: E402 - adjoint imports this module
+from graphc.ops.registry import defjvp, defvjp  # noqa: E402
+
+
+@defvjp("reshape")
+def _reshape_vjp(node: Node, g: Node) -> list:
+    return [reshape(g, node.inputs[0].shape)]
+
+
+@defjvp("reshape")
+def _reshape_jvp(node: Node, tangents: tuple) -> Node:
+    return reshape(tangents[0], node.shape)
+
+
+@defvjp("transpose")
+def _transpose_vjp(node: Node, g: Node) -> list:
+    axes = node.attrs["axes"]
+    inverse = tuple(sorted(range(len(axes)), key=lambda k: axes[k]))
+    return [transpose(g, inverse)]
+
+
+@defjvp("transpose")
+def _transpose_jvp(node: Node, tangents: tuple) -> Node:
+    return transpose(tangents[0], node.attrs["axes"])
+
+
+@defvjp("broadcast_to")
+def _broadcast_vjp(node: Node, g: Node) -> list:
+    # sum over the axes broadcasting added or stretched
+    return [adjoint.unbroadcast(g, node.inputs[0].shape)]
+
+
+@defjvp("broadcast_to")
+def _broadcast_jvp(node: Node, tangents: tuple) -> Node:
+    return broadcast_to(tangents[0], node.shape)
+
+
+@defvjp("concat")
+def _concat_vjp(node: Node, g: Node) -> list:
+    axis = node.attrs["axis"]
+    out = []
+    offset = sympy.Integer(0)
+    for a in node.inputs:
+        piece = slice_axis(g, axis, offset, offset + a.shape[axis])
+        out.append(reshape(piece, a.shape))  # the same shape, written as the input's
+        offset = offset + a.shape[axis]
+    return out
+
+
+@defjvp("concat")
+def _concat_jvp(node: Node, tangents: tuple) -> Node:
+    pieces = []
+    for a, t in zip(node.inputs, tangents):
+        pieces.append(adjoint.zeros(a.shape, node.dtype) if t is None else t)
+    return concat(pieces, node.attrs["axis"])
+
+
+@defvjp("pad")
+def _pad_vjp(node: Node, g: Node) -> list:
+    widths = node.attrs["widths"]
+    if node.attrs["mode"] == "constant":  # the border is a constant: cut it off
+        slices = tuple((b, -e if e else None, 1) for b, e in widths)
+        return [apply("slice", (g,), slices=slices, index_axes=())]
+    return [apply("pad_grad", (g,), widths=widths, mode=node.attrs["mode"])]
+
+
+@defjvp("pad")
+def _pad_jvp(node: Node, tangents: tuple) -> Node:
+    # a constant border has zero tangent; the other modes copy tangents as they copy values
+    return pad(tangents[0], node.attrs["widths"], node.attrs["mode"], 0.0)
+
+
+@defvjp("pad_grad")
+def _pad_grad_vjp(node: Node, g: Node) -> list:
+    return [pad(g, node.attrs["widths"], node.attrs["mode"])]
+
+
+@defjvp("pad_grad")
+def _pad_grad_jvp(node: Node, tangents: tuple) -> Node:
+    return apply("pad_grad", (tangents[0],), **node.attrs)
+
+
+@defvjp("slice")
+def _slice_vjp(node: Node, g: Node) -> list:
+    (a,) = node.inputs
+    attrs = node.attrs
+    return [apply("slice_grad", (g,), slices=attrs["slices"], shape=a.shape)]
+
+
+@defjvp("slice")
+def _slice_jvp(node: Node, tangents: tuple) -> Node:
+    return apply("slice", (tangents[0],), **node.attrs)
+
+
+@defvjp("slice_grad")
+def _slice_grad_vjp(node: Node, g: Node) -> list:
+    return [apply("slice", (g,), slices=node.attrs["slices"], index_axes=())]
+
+
+@defjvp("slice_grad")
+def _slice_grad_jvp(node: Node, tangents: tuple) -> Node:
+    return apply("slice_grad", (tangents[0],), **node.attrs)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import sympy
 
 from graphc import init as initializers
 from graphc.node import ConstValue, Node, ParamState, as_dtype
@@ -137,3 +138,25 @@ def coerce(values: Sequence[Any], op_name: str) -> list:
             dtype = weak_dtype(v, base) if base else None
             nodes[k] = constant(v, dtype)
     return nodes
+
+
+# a size as a value: the count a mean divides by when it is symbolic (N, N*H*W) -------------
+
+
+def _infer_dim_value(inputs: tuple, attrs: dict) -> tuple:
+    return (), attrs["dtype"]
+
+
+@op("dim_value", _infer_dim_value, kind="source", doc="a symbolic size's value at run time")
+def _dim_value_impl(ctx: Any) -> np.ndarray:
+    if ctx.bindings is None:
+        raise ValueError(f"the size {ctx.attrs['expr']} needs the call's symbol bindings")
+    return np.asarray(ctx.bindings.evaluate(ctx.attrs["expr"]), dtype=ctx.dtype)
+
+
+def size_value(expr: Any, dtype: str) -> Node:
+    """The scalar value of a size expression: a constant when it is a number."""
+    expr = sympy.sympify(expr)
+    if expr.is_number:
+        return constant(float(expr), dtype)
+    return apply("dim_value", (), expr=expr, dtype=as_dtype(dtype))
