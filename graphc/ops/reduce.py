@@ -150,6 +150,8 @@ def _kept(node: Node, value: Node) -> Node:
 
 def _spread(node: Node, g: Node) -> Node:
     """g (shaped like node) broadcast back over the reduced axes to the input's shape."""
+    if g.rank == 0:
+        return shp.broadcast_to(g, node.inputs[0].shape)
     return shp.broadcast_to(_kept(node, g), node.inputs[0].shape)
 
 
