@@ -22,6 +22,7 @@ import numpy as np
 
 from graphc.backend import Program, get_backend
 from graphc.node import Node, toposort
+from graphc.passes import optimize as run_passes
 from graphc.shapes import BindError, Bindings, ShapeError, dims_equal, shape_str
 from graphc.tensor import Tensor, unwrap
 
@@ -141,10 +142,15 @@ class Function:
             )
         params = tuple(n for n in reachable if n.op == "param")
         self.backend = backend
+        outputs, updates, self.pass_log = self.outputs, self.updates, []
+        if optimize:
+            new_roots, self.pass_log = run_passes(roots, options.pop("skip_passes", ()))
+            outputs = tuple(new_roots[: len(self.outputs)])
+            updates = tuple(zip((p for p, _ in self.updates), new_roots[len(self.outputs) :]))
         self.program = Program(
             inputs=self.inputs,
-            outputs=self.outputs,
-            updates=self.updates,
+            outputs=outputs,
+            updates=updates,
             params=params,
             optimize=optimize,
             options=dict(options),
@@ -169,6 +175,9 @@ class Function:
             f"{len(self.updates)} updates, backend {self.backend!r}, "
             f"compiled in {self.compile_seconds * 1e3:.1f} ms"
         )
+        passes = "".join(f"\n  {line}" for line in self.pass_log)
+        if passes:
+            head += "\npasses:" + passes
         return head + "\n" + self.executable.explain()
 
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple:

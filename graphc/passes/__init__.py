@@ -1,0 +1,44 @@
+"""The optimizer: one flat list of named passes, each (roots, log) -> new roots.
+
+`optimize(roots, skip=())` runs them in order and returns the new roots and the
+decisions the passes logged (shown by Function.explain()). GRAPHC_DEBUG>=1 prints them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from graphc.node import Node
+from graphc.passes.lower import lower
+
+PIPELINE = [
+    ("lower", lower),
+]
+
+
+def optimize(roots: Sequence[Node], skip: Sequence[str] = ()) -> tuple:
+    """(new roots, log lines) after every pass of PIPELINE not named in `skip`."""
+    unknown = set(skip) - {name for name, _ in PIPELINE}
+    if unknown:
+        known = ", ".join(name for name, _ in PIPELINE)
+        raise ValueError(f"unknown passes {sorted(unknown)}; the passes are: {known}")
+    lines: list = []
+    debug = int(os.environ.get("GRAPHC_DEBUG", "0") or 0)
+    roots = list(roots)
+    for name, run in PIPELINE:
+        if name in skip:
+            lines.append(f"{name}: skipped")
+            continue
+
+        def log(text: str, name: str = name) -> None:
+            line = f"{name}: {text}"
+            lines.append(line)
+            if debug >= 1:
+                print(f"[graphc] {line}")
+
+        roots = run(roots, log)
+    return roots, lines
+
+
+__all__ = ["PIPELINE", "optimize"]
