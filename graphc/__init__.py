@@ -3,16 +3,19 @@
 The public API; this module only re-exports. See README.md for a tour.
 """
 
-from graphc import data
+from graphc import data, structured
 from graphc import ops as _ops
 from graphc.autodiff import DifferentiationError, check_grad, check_jvp, grad, hvp, jvp, vjp
 from graphc.backend import ExecutionError, available_backends
 from graphc.compile import Function, compile
 from graphc.graph import as_networkx
 from graphc.node import Node
+from graphc.ops import conv as _conv
 from graphc.ops import elementwise as _ew
+from graphc.ops import fft as _fft
 from graphc.ops import linalg as _linalg
 from graphc.ops import nn as _nn
+from graphc.ops import pool as _pool
 from graphc.ops import reduce as _reduce
 from graphc.ops import shape as _shape
 from graphc.ops import sources as _sources
@@ -63,6 +66,9 @@ def elementwise(fn, name=None):  # noqa: ANN001, ANN201
 
 # linear algebra, shapes, reductions, losses
 matmul = lift(_linalg.matmul)
+conv = lift(_conv.conv)
+convolve = lift(_conv.convolve)
+conv_transpose = lift(_conv.conv_transpose)
 transpose = lift(_shape.transpose)
 reshape = lift(_shape.reshape)
 broadcast_to = lift(_shape.broadcast_to)
@@ -77,6 +83,21 @@ log_softmax = lift(_reduce.log_softmax)
 one_hot = lift(_nn.one_hot)
 softmax_cross_entropy = lift(_nn.softmax_cross_entropy)
 mse = lift(_nn.mse)
+
+# complex numbers and Fourier transforms (numpy's conventions)
+conj = lift(_ew.conj)
+real = lift(_ew.real)
+imag = lift(_ew.imag)
+rfft = lift(_fft.rfft)
+irfft = lift(_fft.irfft)
+fft = lift(_fft.fft)
+ifft = lift(_fft.ifft)
+rfftn = lift(_fft.rfftn)
+irfftn = lift(_fft.irfftn)
+take = structured.take
+max_pool = lift(_pool.max_pool)
+avg_pool = lift(_pool.avg_pool)
+unpool = lift(_pool.unpool)
 
 for _name, _fn in list(globals().items()):
     if callable(_fn) and getattr(_fn, "__name__", "") == "<lambda>":
@@ -99,12 +120,17 @@ __all__ = [
     "as_networkx",
     "as_tensor",
     "available_backends",
+    "avg_pool",
     "check_grad",
     "check_jvp",
     "broadcast_to",
     "cast",
     "compile",
     "concat",
+    "conj",
+    "conv",
+    "conv_transpose",
+    "convolve",
     "constant",
     "data",
     "dim",
@@ -112,12 +138,17 @@ __all__ = [
     "elementwise",
     "equal",
     "exp",
+    "fft",
     "function",
     "grad",
     "greater",
     "greater_equal",
     "hvp",
+    "ifft",
+    "imag",
     "input",
+    "irfft",
+    "irfftn",
     "jvp",
     "less",
     "less_equal",
@@ -126,6 +157,7 @@ __all__ = [
     "logsumexp",
     "matmul",
     "max",
+    "max_pool",
     "maximum",
     "mean",
     "minimum",
@@ -137,19 +169,25 @@ __all__ = [
     "pad",
     "param",
     "power",
+    "real",
     "relu",
     "reshape",
+    "rfft",
+    "rfftn",
     "save_graph",
     "sigmoid",
     "softmax",
     "softmax_cross_entropy",
     "softplus",
     "sqrt",
+    "structured",
     "subtract",
     "sum",
+    "take",
     "tanh",
     "to_dot",
     "transpose",
+    "unpool",
     "vjp",
     "where",
 ]

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from graphc.node import FLOAT_DTYPES, Node, toposort
+from graphc.node import COMPLEX_DTYPES, FLOAT_DTYPES, INEXACT_DTYPES, Node, toposort
 from graphc.ops import registry
 from graphc.ops.adjoint import add_any, zeros
-from graphc.ops.elementwise import cast
+from graphc.ops.elementwise import cast, real
 from graphc.ops.sources import constant
 from graphc.shapes import dims_equal, shape_str, user_location
 from graphc.tensor import Tensor, unwrap, wrap
@@ -79,8 +79,10 @@ def vjp_nodes(outputs: Sequence[Node], cotangents: Sequence[Node], wrt: Sequence
             raise DifferentiationError(f"op {node.op!r} has no vjp rule (built at {node.where})")
         contributions = rule(node, g)
         for inp, c in zip(node.inputs, contributions):
-            if c is None or inp not in live or inp.dtype not in FLOAT_DTYPES:
+            if c is None or inp not in live or inp.dtype not in INEXACT_DTYPES:
                 continue
+            if c.dtype in COMPLEX_DTYPES and inp.dtype in FLOAT_DTYPES:
+                c = real(c)  # a real input's cotangent is Re of the complex one (JAX's convention)
             if c.dtype != inp.dtype:
                 c = cast(c, inp.dtype)
             adjoint[inp] = add_any(adjoint.get(inp), c)
@@ -104,9 +106,11 @@ def jvp_nodes(outputs: Sequence[Node], inputs: Sequence[Node], tangents: Sequenc
         if rule is None:
             raise DifferentiationError(f"op {node.op!r} has no jvp rule (built at {node.where})")
         t = rule(node, ts)
-        if t is not None and node.dtype in FLOAT_DTYPES and t.dtype != node.dtype:
+        if t is not None and t.dtype in COMPLEX_DTYPES and node.dtype in FLOAT_DTYPES:
+            t = real(t)
+        if t is not None and node.dtype in INEXACT_DTYPES and t.dtype != node.dtype:
             t = cast(t, node.dtype)
-        if t is not None and node.dtype in FLOAT_DTYPES:
+        if t is not None and node.dtype in INEXACT_DTYPES:
             tangent[node] = t
     return [tangent.get(o) for o in outputs]
 

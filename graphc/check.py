@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.node import FLOAT_DTYPES, ConstValue, Node, toposort
+from graphc.node import COMPLEX_DTYPES, FLOAT_DTYPES, ConstValue, Node, toposort
 from graphc.ops import registry
 from graphc.ops.sources import constant
 from graphc.ops.sources import input as make_input
@@ -20,6 +20,8 @@ from graphc.tensor import unwrap
 
 
 def _widen(dtype: str) -> str:
+    if dtype in COMPLEX_DTYPES:
+        return "complex128"
     return "float64" if dtype in FLOAT_DTYPES else dtype
 
 

@@ -76,11 +76,13 @@ def _coerce_argument(node: Node, value: Any) -> np.ndarray:
             raise BindError(f"input '{name}': cannot convert to an array: {error}") from None
         if value.dtype.kind in "iuf" and expected.startswith("float"):
             return value.astype(expected)  # python numbers (and lists of them) are weakly typed
+        if value.dtype.kind in "iufc" and expected.startswith("complex"):
+            return value.astype(expected)
         if value.dtype.kind in "iu" and expected.startswith("int"):
             pass  # checked below: the values must fit
         elif value.dtype.kind == "b" and expected == "bool":
             return value
-        elif value.dtype.kind not in "iufb":
+        elif value.dtype.kind not in "iufbc":
             raise BindError(
                 f"input '{name}': expected {_article(expected)} {expected} array, "
                 f"got {type(value).__name__} of {value.dtype}"
@@ -88,7 +90,7 @@ def _coerce_argument(node: Node, value: Any) -> np.ndarray:
     got = value.dtype
     if got.name == expected:
         return value if got.isnative else value.astype(got.newbyteorder("="))
-    if got.kind in "iuf" and np.can_cast(got, expected, "safe"):
+    if got.kind in "iufc" and np.can_cast(got, expected, "safe"):
         return value.astype(expected)
     if expected in ("int32", "int64") and got.kind in "iu":
         info = np.iinfo(expected)

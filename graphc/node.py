@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
-DTYPES = ("float32", "float64", "int32", "int64", "bool")
-FLOAT_DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "int32", "int64", "bool", "complex64", "complex128")
+FLOAT_DTYPES = ("float32", "float64")  # the real floats: what users differentiate
+COMPLEX_DTYPES = ("complex64", "complex128")  # intermediates of FFTs (graphc/ops/fft.py)
+INEXACT_DTYPES = FLOAT_DTYPES + COMPLEX_DTYPES  # what carries derivatives inside a graph
 
 
 def as_dtype(dtype: object) -> str:

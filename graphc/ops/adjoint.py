@@ -27,7 +27,7 @@ def is_constant(node: Node, value: float) -> bool:
     if node.op != "constant":
         return False
     array = node.attrs["value"].array
-    return array.ndim == 0 and float(array) == value
+    return array.ndim == 0 and array.item() == value  # item(): complex constants too
 
 
 def times(g: Node, p: Node) -> Node:

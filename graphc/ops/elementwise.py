@@ -18,9 +18,18 @@ from typing import Any
 import numpy as np
 import sympy
 
-from graphc.node import Node
-from graphc.ops.registry import OpDef, apply, float_of, promote, register
-from graphc.ops.sources import coerce
+from graphc.node import COMPLEX_DTYPES, FLOAT_DTYPES, INEXACT_DTYPES, Node
+from graphc.ops.registry import (
+    OpDef,
+    accepts_complex,
+    apply,
+    complex_of,
+    float_of,
+    promote,
+    real_of,
+    register,
+)
+from graphc.ops.sources import coerce, constant
 from graphc.shapes import broadcast_shapes, shape_error
 
 x, y, z = sympy.symbols("x y z", real=True)
@@ -276,7 +285,12 @@ def cast(a: Node, dtype: str) -> Node:
 
 
 def _infer_cast(inputs: tuple, attrs: dict) -> tuple:
-    return inputs[0].shape, attrs["dtype"]
+    (a,) = inputs
+    if a.dtype in COMPLEX_DTYPES and attrs["dtype"] not in COMPLEX_DTYPES:
+        raise shape_error(
+            "cast", f"{a.dtype} to {attrs['dtype']} would drop the imaginary part; use real()"
+        )
+    return a.shape, attrs["dtype"]
 
 
 def _cast_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
@@ -286,15 +300,77 @@ def _cast_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
 register(OpDef("cast", _infer_cast, _cast_impl, kind="elementwise", doc="convert dtype"))
 
 
+# complex numbers: conj, real, imag (the intermediates of FFTs; see graphc/ops/fft.py) -------
+
+
+def _infer_conj(inputs: tuple, attrs: dict) -> tuple:
+    (a,) = inputs
+    if a.dtype not in INEXACT_DTYPES:
+        raise shape_error("conj", f"needs a float or complex operand, got {a.dtype}", a.shape)
+    return a.shape, a.dtype
+
+
+def _conj_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    return np.conj(a)
+
+
+def _infer_real_imag(name: str) -> Callable:
+    def infer(inputs: tuple, attrs: dict) -> tuple:
+        (a,) = inputs
+        if a.dtype not in INEXACT_DTYPES:
+            raise shape_error(name, f"needs a float or complex operand, got {a.dtype}", a.shape)
+        return a.shape, real_of(a.dtype)
+
+    return infer
+
+
+def _real_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    return np.real(a).astype(ctx.dtype, copy=False)
+
+
+def _imag_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
+    return np.imag(a).astype(ctx.dtype, copy=False)
+
+
+register(OpDef("conj", _infer_conj, _conj_impl, kind="elementwise", doc="complex conjugate"))
+register(OpDef("real", _infer_real_imag("real"), _real_impl, kind="elementwise", doc="Re z"))
+register(OpDef("imag", _infer_real_imag("imag"), _imag_impl, kind="elementwise", doc="Im z"))
+accepts_complex("add", "sub", "mul", "div", "neg", "where", "cast", "conj", "real", "imag")
+
+
+def conj(a: Any) -> Node:
+    """The complex conjugate (a real tensor is its own conjugate)."""
+    (node,) = coerce([a], "conj")
+    return node if node.dtype in FLOAT_DTYPES else apply("conj", (node,))
+
+
+def real(a: Any) -> Node:
+    """The real part, a float tensor of the same precision."""
+    (node,) = coerce([a], "real")
+    return node if node.dtype in FLOAT_DTYPES else apply("real", (node,))
+
+
+def imag(a: Any) -> Node:
+    """The imaginary part, a float tensor of the same precision (zeros for a real tensor)."""
+    (node,) = coerce([a], "imag")
+    return apply("imag", (node,))
+
+
+def to_complex(a: Node) -> Node:
+    """a as a complex tensor of its precision (ints and bools -> complex64)."""
+    return a if a.dtype in COMPLEX_DTYPES else cast(a, complex_of(float_of(a.dtype)))
+
+
 # derivative rules --------------------------------------------------------------------------
 # d/dx_k of every scalar op is sympy.diff of its table entry, built back into graph nodes by
 # from_sympy: the same expression gives the same nodes (exp' is the exp node itself). Scalar
 # constant operands are substituted first, so d/dx x**2 is 2*x, not x**(2-1)*2.
 
-from graphc.node import FLOAT_DTYPES  # noqa: E402 - the rules need modules that import this one
 from graphc.ops import adjoint  # noqa: E402
 from graphc.ops.from_sympy import from_sympy  # noqa: E402
 from graphc.ops.registry import defjvp, defvjp  # noqa: E402
+
+_REAL_SCALARS = ("float32", "float64", "int32", "int64")
 
 
 @functools.cache
@@ -315,7 +391,8 @@ def _specialized(node: Node) -> tuple:
     lam = scalar_expr(node)
     variables, positions, values = [], [], {}
     for k, (v, operand) in enumerate(zip(lam.variables, node.inputs)):
-        if operand.op == "constant" and operand.rank == 0 and operand.dtype != "bool":
+        # (a complex constant stays an operand: sympy's symbols here are real)
+        if operand.op == "constant" and operand.rank == 0 and operand.dtype in _REAL_SCALARS:
             values[v] = sympy.nsimplify(operand.attrs["value"].array.item(), rational=False)
         else:
             variables.append(v)
@@ -331,7 +408,7 @@ def _partials(node: Node) -> dict:
     env = {v: node.inputs[k] for v, k in zip(lam.variables, positions)}
     result = {}
     for k, d in zip(positions, partial_exprs(lam)):
-        if node.inputs[k].dtype in FLOAT_DTYPES and not d.is_zero:
+        if node.inputs[k].dtype in INEXACT_DTYPES and not d.is_zero:
             result[k] = from_sympy(d, env, node.dtype)
     return result
 
@@ -371,10 +448,55 @@ def _compare_jvp(node: Node, tangents: tuple) -> None:
 
 @defvjp("cast")
 def _cast_vjp(node: Node, g: Node) -> list:
+    # real -> complex: the cotangent of Re z is Re of z's cotangent (JAX's convention)
     (a,) = node.inputs
-    return [cast(g, a.dtype) if a.dtype in FLOAT_DTYPES else None]
+    if a.dtype not in INEXACT_DTYPES:
+        return [None]
+    if a.dtype in FLOAT_DTYPES and g.dtype in COMPLEX_DTYPES:
+        g = real(g)
+    return [cast(g, a.dtype)]
 
 
 @defjvp("cast")
 def _cast_jvp(node: Node, tangents: tuple) -> Node | None:
-    return cast(tangents[0], node.dtype) if node.dtype in FLOAT_DTYPES else None
+    return cast(tangents[0], node.dtype) if node.dtype in INEXACT_DTYPES else None
+
+
+# With the cotangent of z = x + iy taken as dL/dx - i dL/dy (JAX's convention), holomorphic
+# ops need no conjugates (the rules above hold as they are), and for the R-linear ones:
+# conj: z -> conj(z) has cotangent conj(g); real: x = Re z gets g (as a complex value);
+# imag: y = Im z gets -i g.
+
+
+@defvjp("conj")
+def _conj_vjp(node: Node, g: Node) -> list:
+    return [conj(g)]
+
+
+@defjvp("conj")
+def _conj_jvp(node: Node, tangents: tuple) -> Node:
+    return conj(tangents[0])
+
+
+@defvjp("real")
+def _real_vjp(node: Node, g: Node) -> list:
+    return [cast(g, node.inputs[0].dtype)]
+
+
+@defjvp("real")
+def _real_jvp(node: Node, tangents: tuple) -> Node:
+    return real(tangents[0])
+
+
+@defvjp("imag")
+def _imag_vjp(node: Node, g: Node) -> list:
+    (a,) = node.inputs
+    if a.dtype in FLOAT_DTYPES:
+        return [None]  # Im of a real tensor is 0
+    minus_i = constant(np.asarray(-1j, dtype=a.dtype))
+    return [ew("mul", cast(g, a.dtype), minus_i)]
+
+
+@defjvp("imag")
+def _imag_jvp(node: Node, tangents: tuple) -> Node:
+    return imag(tangents[0])

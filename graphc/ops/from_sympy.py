@@ -145,7 +145,7 @@ class _Builder:
         (value, condition), *rest = e.args
         if not rest or condition == sympy.true:
             return self.build(value)
-        otherwise = self._piecewise(sympy.Piecewise(*rest))
+        otherwise = self.build(sympy.Piecewise(*rest))  # (v, True) alone evaluates to v
         return where(self._condition(condition), self.build(value), otherwise)
 
     def _condition(self, c: sympy.Basic) -> Node:

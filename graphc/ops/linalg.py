@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from graphc.node import Node
-from graphc.ops.registry import apply, op, promote
+from graphc.ops.registry import accepts_complex, apply, op, promote
 from graphc.ops.sources import coerce
 from graphc.shapes import ShapeError, broadcast_shapes, dims_equal, shape_error, shape_str
 
@@ -50,6 +50,9 @@ def _matmul_impl(ctx: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a.astype(ctx.dtype, copy=False), b.astype(ctx.dtype, copy=False))
 
 
+accepts_complex("matmul")
+
+
 def matmul(a: Any, b: Any) -> Node:
     """np.matmul: (..., n, k) @ (..., k, m); a 1-D operand is a vector."""
     a_node, b_node = coerce([a, b], "matmul")
@@ -58,7 +61,7 @@ def matmul(a: Any, b: Any) -> Node:
 
 # derivative rules ---------------------------------------------------------------------------
 
-from graphc.node import FLOAT_DTYPES  # noqa: E402
+from graphc.node import INEXACT_DTYPES  # noqa: E402
 from graphc.ops import adjoint  # noqa: E402
 from graphc.ops import shape as shp  # noqa: E402
 from graphc.ops.registry import defjvp, defvjp  # noqa: E402
@@ -87,12 +90,12 @@ def _matmul_vjp(node: Node, g: Node) -> list:
     a2, b2, batch = _as_matrices(node)
     g2 = shp.reshape(g, batch + (a2.shape[-2], b2.shape[-1]))
     out = []
-    if a.dtype in FLOAT_DTYPES:
+    if a.dtype in INEXACT_DTYPES:
         ga = adjoint.unbroadcast(matmul(g2, _swap(b2)), a2.shape)
         out.append(shp.reshape(ga, a.shape))
     else:
         out.append(None)
-    if b.dtype in FLOAT_DTYPES:
+    if b.dtype in INEXACT_DTYPES:
         gb = adjoint.unbroadcast(matmul(_swap(a2), g2), b2.shape)
         out.append(shp.reshape(gb, b.shape))
     else:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from graphc.node import Node
-from graphc.ops.registry import apply, float_of, op
+from graphc.ops.registry import accepts_complex, apply, float_of, op
 from graphc.shapes import normalize_axes, normalize_axis, shape_error
 
 
@@ -68,6 +68,9 @@ def _logsumexp_impl(ctx: Any, a: np.ndarray) -> np.ndarray:
     a = a.astype(ctx.dtype, copy=False)
     with np.errstate(divide="ignore"):
         return _stable_logsumexp(a, ctx.attrs["axes"], ctx.attrs["keepdims"])
+
+
+accepts_complex("sum", "mean")
 
 
 def _reduce(name: str, a: Node, axis: Any, keepdims: bool) -> Node:
@@ -130,7 +133,7 @@ def log_softmax(a: Node, axis: int = -1) -> Node:
 
 # derivative rules ---------------------------------------------------------------------------
 
-from graphc.node import FLOAT_DTYPES  # noqa: E402 - the rules need modules that import this one
+from graphc.node import INEXACT_DTYPES  # noqa: E402 - the rules need modules that import this one
 from graphc.ops import elementwise as ew_ops  # noqa: E402
 from graphc.ops import shape as shp  # noqa: E402
 from graphc.ops.registry import defjvp, defvjp  # noqa: E402
@@ -161,7 +164,7 @@ def _count(node: Node) -> Node:
 
 
 def _float_input(node: Node) -> bool:
-    return node.inputs[0].dtype in FLOAT_DTYPES
+    return node.inputs[0].dtype in INEXACT_DTYPES
 
 
 @defvjp("sum")

@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import sympy
 
-from graphc.node import Attrs, Node
-from graphc.shapes import as_dim, user_location
+from graphc.node import COMPLEX_DTYPES, INEXACT_DTYPES, Attrs, Node
+from graphc.shapes import as_dim, shape_error, user_location
 
 
 class ImplContext(NamedTuple):
@@ -85,6 +85,14 @@ def apply(op_name: str, inputs: Sequence[Node], /, **attrs: Any) -> Node:
     (`name=` labels a user's elementwise op).
     """
     opdef = get(op_name)
+    if op_name not in COMPLEX_OK and any(i.dtype in COMPLEX_DTYPES for i in inputs):
+        dtypes = ", ".join(i.dtype for i in inputs)
+        raise shape_error(
+            op_name,
+            f"complex operands ({dtypes}) are not supported; ops that take complex values: "
+            f"{', '.join(sorted(COMPLEX_OK))}",
+            *(i.shape for i in inputs),
+        )
     shape, dtype = opdef.infer(tuple(inputs), attrs)
     shape = tuple(d if isinstance(d, sympy.Basic) else as_dim(d) for d in shape)  # ints -> dims
     return Node.make(op_name, inputs, attrs, shape, dtype, where=user_location())
@@ -92,17 +100,48 @@ def apply(op_name: str, inputs: Sequence[Node], /, **attrs: Any) -> Node:
 
 # dtype promotion ---------------------------------------------------------------------------
 
-_RANK = {"bool": 0, "int32": 1, "int64": 2, "float32": 3, "float64": 4}
+_RANK = {
+    "bool": 0,
+    "int32": 1,
+    "int64": 2,
+    "float32": 3,
+    "float64": 4,
+    "complex64": 5,
+    "complex128": 6,
+}
+
+# ops whose operands may be complex (filled by `accepts_complex`); apply rejects the others
+COMPLEX_OK: set = set()
+
+
+def accepts_complex(*names: str) -> None:
+    """Declare that ops `names` take complex operands (their rules handle them)."""
+    COMPLEX_OK.update(names)
 
 
 def promote(*dtypes: str) -> str:
-    """Result dtype of mixing tensors: the widest, floats above ints above bool (as JAX)."""
-    return max(dtypes, key=lambda d: _RANK[d])
+    """Result dtype of mixing tensors: the widest, complex above floats above ints above bool
+    (as JAX); float64 with complex64 is complex128."""
+    best = max(dtypes, key=lambda d: _RANK[d])
+    if best == "complex64" and "float64" in dtypes:
+        return "complex128"
+    return best
 
 
 def float_of(dtype: str) -> str:
-    """The float dtype an op that needs floats computes in (ints and bools -> float32)."""
-    return dtype if dtype in ("float32", "float64") else "float32"
+    """The float dtype an op that needs floats computes in (ints and bools -> float32;
+    complex stays complex)."""
+    return dtype if dtype in INEXACT_DTYPES else "float32"
+
+
+def complex_of(dtype: str) -> str:
+    """The complex dtype of the same precision (float64 -> complex128, others complex64)."""
+    return "complex128" if dtype in ("float64", "complex128") else "complex64"
+
+
+def real_of(dtype: str) -> str:
+    """The real float dtype of the same precision (complex128 -> float64)."""
+    return "float64" if dtype in ("float64", "complex128") else "float32"
 
 
 # derivative rules ----------------------------------------------------------------------------

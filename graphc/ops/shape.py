@@ -10,7 +10,7 @@ import numpy as np
 import sympy
 
 from graphc.node import Node
-from graphc.ops.registry import apply, op, promote
+from graphc.ops.registry import accepts_complex, apply, op, promote
 from graphc.ops.sources import coerce
 from graphc.shapes import (
     ShapeError,
@@ -347,6 +347,9 @@ def slice_axis(a: Node, axis: int, start: Any, stop: Any) -> Node:
     return apply("slice", (a,), slices=tuple(slices), index_axes=())
 
 
+accepts_complex("reshape", "transpose", "broadcast_to", "concat", "pad", "slice")
+
+
 # adjoints of slice and pad: scatter-add back into the input's shape ------------------------
 
 
@@ -386,6 +389,9 @@ def _pad_grad_impl(ctx: Any, g: np.ndarray) -> np.ndarray:
         np.add.at(folded, index, out)  # every padded copy adds to the element it copied
         out = folded
     return out
+
+
+accepts_complex("slice_grad", "pad_grad")
 
 
 # derivative rules ---------------------------------------------------------------------------

@@ -10,6 +10,8 @@ import os
 from collections.abc import Sequence
 
 from graphc.node import Node
+from graphc.passes import circulant as _circulant_lowerings  # noqa: F401 - registers them
+from graphc.passes import conv as _conv_lowerings  # noqa: F401 - registers them
 from graphc.passes.lower import lower
 
 PIPELINE = [

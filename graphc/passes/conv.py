@@ -1,0 +1,167 @@
+"""Lowerings of the convolution family: direct, im2col + GEMM, FFT; "auto" asks the cost model.
+
+conv(x, w) with algo:
+  "direct"  the conv node itself: the backend loops over the kernel window.
+  "gemm"    im2col(x) -> (N, g, C/g*K, P) columns, then one matmul with w as a
+            (g, C_out/g, C/g*K) matrix; a 1x1 kernel with stride 1 and no padding is a
+            plain matmul on reshaped x (no im2col).
+  "fft"     zero-pad, rfft of input and flipped kernel over the spatial axes, multiply and
+            sum over input channels, irfft, crop (and subsample for stride > 1).
+conv_transpose and conv_wgrad (the derivatives) lower to GEMM forms too: col2im(w^T y)
+and y im2col(x)^T.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sympy
+
+from graphc.node import Node
+from graphc.ops import conv as conv_ops
+from graphc.ops import elementwise as ew_ops
+from graphc.ops import fft as fft_ops
+from graphc.ops import reduce as red
+from graphc.ops import shape as shp
+from graphc.ops.linalg import matmul
+from graphc.ops.registry import apply
+from graphc.passes import costs
+from graphc.passes.lower import lowering
+
+
+def _w_matrix(w: Node, groups: int) -> Node:
+    """(C_out, C_in/g, *k) -> (g, C_out/g, C_in/g*K)."""
+    c_out = w.shape[0]
+    return shp.reshape(w, (groups, c_out / groups, sympy.prod(w.shape[1:])))
+
+
+def _swap(m: Node) -> Node:
+    axes = list(range(m.rank))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    return shp.transpose(m, axes)
+
+
+def _is_pointwise(node: Node, kernel: tuple) -> bool:
+    a = node.attrs
+    return (
+        all(k == 1 for k in kernel)
+        and all(s == 1 for s in a["stride"])
+        and all(p == (0, 0) for p in a["padding"])
+    )
+
+
+def _patch_attrs(node: Node, kernel: tuple) -> dict:
+    attrs = dict(node.attrs)
+    attrs["kernel_size"] = tuple(kernel)
+    return attrs
+
+
+def conv_gemm(node: Node) -> Node:
+    x, w = node.inputs
+    g = node.attrs["groups"]
+    kernel = tuple(w.shape[2:])
+    n, c_in = x.shape[0], x.shape[1]
+    if _is_pointwise(node, kernel):
+        cols = shp.reshape(x, (n, g, c_in / g, sympy.prod(x.shape[2:])))
+    else:
+        cols = conv_ops.im2col(x, _patch_attrs(node, kernel))
+    y = matmul(_w_matrix(w, g), cols)  # (g, Co/g, C/g*K) @ (N, g, C/g*K, P) -> (N, g, Co/g, P)
+    return shp.reshape(y, node.shape)
+
+
+def conv_transpose_gemm(node: Node) -> Node:
+    y, w = node.inputs
+    g = node.attrs["groups"]
+    kernel = tuple(w.shape[2:])
+    n = y.shape[0]
+    y2 = shp.reshape(y, (n, g, y.shape[1] / g, sympy.prod(y.shape[2:])))
+    cols = matmul(_swap(_w_matrix(w, g)), y2)  # (N, g, C/g*K, P)
+    if _is_pointwise(node, kernel):
+        return shp.reshape(cols, node.shape)
+    return conv_ops.col2im(cols, node.attrs["input_size"], _patch_attrs(node, kernel))
+
+
+def conv_wgrad_gemm(node: Node) -> Node:
+    x, y = node.inputs
+    g = node.attrs["groups"]
+    kernel = node.attrs["kernel_size"]
+    n, c_in = x.shape[0], x.shape[1]
+    if _is_pointwise(node, kernel):
+        cols = shp.reshape(x, (n, g, c_in / g, sympy.prod(x.shape[2:])))
+    else:
+        cols = conv_ops.im2col(x, _patch_attrs(node, kernel))
+    y2 = shp.reshape(y, (n, g, y.shape[1] / g, sympy.prod(y.shape[2:])))
+    per_example = matmul(y2, _swap(cols))  # (N, g, Co/g, C/g*K)
+    return shp.reshape(red.sum(per_example, 0), node.shape)
+
+
+GEMM: dict = {
+    "conv": conv_gemm,
+    "conv_transpose": conv_transpose_gemm,
+    "conv_wgrad": conv_wgrad_gemm,
+}
+
+
+def conv_fft(node: Node) -> Node:
+    # correlation with w = convolution with w flipped: y = irfft(rfft(x_padded) * rfft(flip(w)))
+    # over the padded size L (circular, but outputs kd-1 .. L-1 never wrap), cropped and
+    # subsampled by the stride; a dilated kernel is the kernel with zeros between its taps
+    x, w = node.inputs
+    a = node.attrs
+    g = a["groups"]
+    d = w.rank - 2
+    spatial = tuple(range(2, 2 + d))
+    if any(p != (0, 0) for p in a["padding"]):
+        x = shp.pad(x, ((0, 0), (0, 0), *a["padding"]))
+    sizes = tuple(int(n) for n in x.shape[2:])
+    dilated = tuple(dil * (int(k) - 1) + 1 for k, dil in zip(w.shape[2:], a["dilation"]))
+    if any(dil > 1 for dil in a["dilation"]):
+        slices = ((None, None, 1),) * 2 + tuple((None, None, dil) for dil in a["dilation"])
+        w = apply("slice_grad", (w,), slices=slices, shape=(*w.shape[:2], *dilated))
+    flipped = shp.getitem(w, (slice(None), slice(None)) + (slice(None, None, -1),) * d)
+    xf = fft_ops.rfftn(x, sizes, spatial)  # (N, C, *bins)
+    wf = fft_ops.rfftn(flipped, sizes, spatial)  # (C_out, C/g, *bins)
+    n, c_in, c_out = x.shape[0], x.shape[1], w.shape[0]
+    bins = tuple(xf.shape[2:])
+    xg = shp.reshape(xf, (n, g, 1, c_in / g, *bins))
+    wg = shp.reshape(wf, (g, c_out / g, c_in / g, *bins))
+    yf = red.sum(ew_ops.ew("mul", xg, wg), 3)  # sum over input channels: (N, g, C_out/g, *bins)
+    y = fft_ops.irfftn(shp.reshape(yf, (n, c_out, *bins)), sizes, spatial)
+    crop = [(None, None, 1)] * 2
+    for kd, s_, m in zip(dilated, a["stride"], node.shape[2:]):
+        crop.append((kd - 1, kd - 1 + s_ * (int(m) - 1) + 1, s_))
+    y = apply("slice", (y,), slices=tuple(crop), index_axes=())
+    return ew_ops.cast(y, node.dtype)
+
+
+FFT: dict = {"conv": conv_fft}
+
+
+def _fft_possible(node: Node) -> bool:
+    """FFT lengths must be concrete: the input's spatial sizes and the kernel's."""
+    x, w = node.inputs
+    return all(n.is_number for n in (*x.shape[2:], *w.shape[2:]))
+
+
+def _choose(node: Node, log: Callable[[str], None]) -> str:
+    algo = node.attrs["algo"]
+    fft_ok = node.op in FFT and _fft_possible(node)
+    if algo == "fft" and not fft_ok:
+        log(f"{node.op} at {node.where}: no fft form (symbolic sizes or {node.op}), using gemm")
+        return "gemm"
+    if algo != "auto":
+        return algo
+    options = ["direct", "gemm"] + (["fft"] if fft_ok else [])
+    choice, estimates = costs.choose(node, options)
+    shown = ", ".join(f"{name} {t * 1e3:.3g} ms" for name, t in estimates.items())
+    log(f"{node.op} {node.shape} at {node.where}: auto chose {choice} ({shown})")
+    return choice
+
+
+@lowering("conv", "conv_transpose", "conv_wgrad")
+def lower_conv(node: Node, log: Callable[[str], None]) -> Node | None:
+    algo = _choose(node, log)
+    if algo == "direct":
+        return None
+    table = GEMM if algo == "gemm" else FFT
+    return table[node.op](node)
