@@ -108,33 +108,99 @@ def conv_fft(node: Node) -> Node:
     # subsampled by the stride; a dilated kernel is the kernel with zeros between its taps
     x, w = node.inputs
     a = node.attrs
-    g = a["groups"]
     d = w.rank - 2
     spatial = tuple(range(2, 2 + d))
     if any(p != (0, 0) for p in a["padding"]):
         x = shp.pad(x, ((0, 0), (0, 0), *a["padding"]))
     sizes = tuple(int(n) for n in x.shape[2:])
-    dilated = tuple(dil * (int(k) - 1) + 1 for k, dil in zip(w.shape[2:], a["dilation"]))
-    if any(dil > 1 for dil in a["dilation"]):
-        slices = ((None, None, 1),) * 2 + tuple((None, None, dil) for dil in a["dilation"])
-        w = apply("slice_grad", (w,), slices=slices, shape=(*w.shape[:2], *dilated))
+    w = _dilated(w, a["dilation"])
     flipped = shp.getitem(w, (slice(None), slice(None)) + (slice(None, None, -1),) * d)
     xf = fft_ops.rfftn(x, sizes, spatial)  # (N, C, *bins)
     wf = fft_ops.rfftn(flipped, sizes, spatial)  # (C_out, C/g, *bins)
-    n, c_in, c_out = x.shape[0], x.shape[1], w.shape[0]
-    bins = tuple(xf.shape[2:])
-    xg = shp.reshape(xf, (n, g, 1, c_in / g, *bins))
-    wg = shp.reshape(wf, (g, c_out / g, c_in / g, *bins))
-    yf = red.sum(ew_ops.ew("mul", xg, wg), 3)  # sum over input channels: (N, g, C_out/g, *bins)
-    y = fft_ops.irfftn(shp.reshape(yf, (n, c_out, *bins)), sizes, spatial)
+    y = fft_ops.irfftn(_mix_channels(xf, wf, node), sizes, spatial)
     crop = [(None, None, 1)] * 2
-    for kd, s_, m in zip(dilated, a["stride"], node.shape[2:]):
-        crop.append((kd - 1, kd - 1 + s_ * (int(m) - 1) + 1, s_))
+    for kd, s_, m in zip(w.shape[2:], a["stride"], node.shape[2:]):
+        crop.append((int(kd) - 1, int(kd) - 1 + s_ * (int(m) - 1) + 1, s_))
     y = apply("slice", (y,), slices=tuple(crop), index_axes=())
     return ew_ops.cast(y, node.dtype)
 
 
-FFT: dict = {"conv": conv_fft}
+def _periodic_source(node: Node) -> Node | None:
+    """x when node is conv(pad(x, mode="circular"), w) with a 'same'-sized periodic window:
+    a convolution on the circle, which an FFT of x's own size computes exactly."""
+    padded, w = node.inputs
+    a = node.attrs
+    if padded.op != "pad" or padded.attrs["mode"] != "circular":
+        return None
+    widths = padded.attrs["widths"]
+    if widths[0] != (0, 0) or widths[1] != (0, 0) or any(p != (0, 0) for p in a["padding"]):
+        return None
+    source = padded.inputs[0]
+    for n, (p0, p1), k, dil in zip(source.shape[2:], widths[2:], w.shape[2:], a["dilation"]):
+        if not (n.is_number and k.is_number) or p0 + p1 != dil * (int(k) - 1):
+            return None
+        if dil * (int(k) - 1) + 1 > int(n):
+            return None  # the window wraps more than once around the circle
+    return source
+
+
+def _roll(a: Node, axis: int, shift: int) -> Node:
+    """np.roll(a, shift, axis) for 0 <= shift < size, as two slices and a concat."""
+    n = int(a.shape[axis])
+    if shift % n == 0:
+        return a
+    head = shp.slice_axis(a, axis, n - shift, n)
+    tail = shp.slice_axis(a, axis, 0, n - shift)
+    return shp.concat([head, tail], axis)
+
+
+def conv_fft_periodic(node: Node, x: Node) -> Node:
+    # y[i] = sum_k x[(i + k*d - p0) mod n] w[k]: the circular cross-correlation of x with the
+    # dilated kernel, irfft(rfft(x) * conj(rfft(w_dilated))), rolled by p0; stride subsamples
+    padded, w = node.inputs
+    a = node.attrs
+    spatial = tuple(range(2, w.rank))
+    sizes = tuple(int(n) for n in x.shape[2:])
+    w = _dilated(w, a["dilation"])
+    xf = fft_ops.rfftn(x, sizes, spatial)
+    wf = ew_ops.conj(fft_ops.rfftn(w, sizes, spatial))
+    y = fft_ops.irfftn(_mix_channels(xf, wf, node), sizes, spatial)
+    for axis, (p0, _) in zip(spatial, padded.attrs["widths"][2:]):
+        y = _roll(y, axis, p0)
+    if any(s_ > 1 for s_ in a["stride"]):
+        slices = ((None, None, 1),) * 2 + tuple((None, None, s_) for s_ in a["stride"])
+        y = apply("slice", (y,), slices=slices, index_axes=())
+    return ew_ops.cast(y, node.dtype)
+
+
+def _dilated(w: Node, dilation: tuple) -> Node:
+    """w with dilation - 1 zeros between its taps on each spatial axis."""
+    if all(dil == 1 for dil in dilation):
+        return w
+    sizes = tuple(dil * (int(k) - 1) + 1 for k, dil in zip(w.shape[2:], dilation))
+    slices = ((None, None, 1),) * 2 + tuple((None, None, dil) for dil in dilation)
+    return apply("slice_grad", (w,), slices=slices, shape=(*w.shape[:2], *sizes))
+
+
+def _mix_channels(xf: Node, wf: Node, node: Node) -> Node:
+    """sum over input channels (per group) of the spectra's products: (N, C_out, *bins)."""
+    g = node.attrs["groups"]
+    n, c_in, c_out = xf.shape[0], xf.shape[1], wf.shape[0]
+    bins = tuple(xf.shape[2:])
+    xg = shp.reshape(xf, (n, g, 1, c_in / g, *bins))
+    wg = shp.reshape(wf, (g, c_out / g, c_in / g, *bins))
+    yf = red.sum(ew_ops.ew("mul", xg, wg), 3)  # (N, g, C_out/g, *bins)
+    return shp.reshape(yf, (n, c_out, *bins))
+
+
+def lower_conv_fft(node: Node) -> Node:
+    source = _periodic_source(node)
+    if source is not None:
+        return conv_fft_periodic(node, source)
+    return conv_fft(node)
+
+
+FFT: dict = {"conv": lower_conv_fft}
 
 
 def _fft_possible(node: Node) -> bool:

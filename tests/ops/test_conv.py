@@ -314,3 +314,27 @@ def test_each_algorithm_lowers_to_its_own_graph_and_auto_is_explained():
     h = gc.dim("H")
     f = gc.compile([xh := gc.input("xh", (2, 3, h, 16))], gc.conv(xh, w, algo="fft"))
     assert "no fft form" in f.explain()
+
+
+@pytest.mark.parametrize("d", [1, 2])
+@pytest.mark.parametrize("stride, dilation", [(1, 1), (2, 1), (1, 2)])
+def test_periodic_convolution_is_an_fft_of_the_signals_own_size(d, stride, dilation):
+    # conv with circular 'same' padding is a convolution on the circle: no padding, FFT of size n
+    xs = rng.standard_normal((2, 4, *SPATIAL[d]))
+    ws = rng.standard_normal((6, 2, *KERNEL[d]))
+    x = gc.input("x", xs.shape, "float64")
+    w = gc.constant(ws)
+    options = {"padding": "same", "padding_mode": "circular", "dilation": dilation, "groups": 2}
+    if stride != 1:  # 'same' needs stride 1: give the same (before, after) pairs explicitly
+        spans = [dilation * (k - 1) for k in KERNEL[d]]
+        options["padding"] = tuple((s // 2, s - s // 2) for s in spans)
+    y_fft = gc.conv(x, w, stride=stride, algo="fft", **options)
+    f = gc.compile([x], y_fft)
+    found = {n.op for n in toposort(f.program.outputs)}
+    assert "rfft" in found and "conv" not in found
+    modes = {n.attrs["mode"] for n in toposort(f.program.outputs) if n.op == "pad"}
+    assert "circular" not in modes  # only the kernel is zero-padded to the signal's size
+    ffts = [n for n in toposort(f.program.outputs) if n.op == "rfft"]
+    assert all(n.inputs[0].shape[-1] == SPATIAL[d][-1] for n in ffts)
+    want = gc.compile([x], gc.conv(x, w, stride=stride, algo="direct", **options))(xs)
+    np.testing.assert_allclose(f(xs), want, rtol=1e-10, atol=1e-10)
