@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.node import COMPLEX_DTYPES, FLOAT_DTYPES, ConstValue, Node, toposort
+from graphc.node import COMPLEX_DTYPES, FLOAT_DTYPES, Node, toposort
 from graphc.ops import registry
 from graphc.ops.sources import constant
 from graphc.ops.sources import input as make_input
@@ -46,7 +46,6 @@ def float64_clone(roots: list) -> tuple:
             attrs = dict(node.attrs)
             if "dtype" in attrs:
                 attrs["dtype"] = _widen(attrs["dtype"])
-            attrs = {k: (v if not isinstance(v, ConstValue) else v.array) for k, v in attrs.items()}
             new = registry.apply(node.op, [mapping[i] for i in node.inputs], **attrs)
         mapping[node] = new
     return mapping, leaves
@@ -61,8 +60,10 @@ def _leaf_value(old: Node, feed: dict) -> np.ndarray:
     return value.astype(np.float64) if old.dtype in FLOAT_DTYPES else value
 
 
-def _relative(a: np.ndarray, b: np.ndarray) -> float:
+def _relative(a: np.ndarray, b: np.ndarray, floor: float = 0.0) -> float:
+    """max|a - b| over the larger of max|a|, max|b| and `floor`."""
     scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
+    scale = max(scale, floor)
     diff = float(np.max(np.abs(a - b), initial=0.0))
     return diff / scale if scale > 0 else diff
 
@@ -124,10 +125,19 @@ def directional_check(
         if mode == "vjp":
             fd = (plus[0] - minus[0]) / (2 * eps)
             analytic = 0.0
+            g_squared = d_squared = 0.0  # |g| |d| bounds <g, d>: the scale of round-off
             for k, dk in enumerate(derivative):
                 if dk is not None:
-                    analytic += float(np.sum(next(derivs) * d[k]))
-            worst = max(worst, _relative(np.asarray(fd), np.asarray(analytic)))
+                    gk = next(derivs)
+                    analytic += float(np.sum(gk * d[k]))
+                    g_squared += float(np.sum(np.abs(gk) ** 2))
+                    d_squared += float(np.sum(d[k] ** 2))
+            # a direction nearly orthogonal to the gradient makes <g, d> tiny: relative to
+            # |g| |d| a correct gradient still scores ~1e-9 and a wrong one does not
+            worst = max(
+                worst,
+                _relative(np.asarray(fd), np.asarray(analytic), (g_squared * d_squared) ** 0.5),
+            )
         else:
             for k, dk in enumerate(derivative):
                 fd = (plus[k] - minus[k]) / (2 * eps)
