@@ -112,7 +112,8 @@ def conv_fft(node: Node) -> Node:
     spatial = tuple(range(2, 2 + d))
     if any(p != (0, 0) for p in a["padding"]):
         x = shp.pad(x, ((0, 0), (0, 0), *a["padding"]))
-    sizes = tuple(int(n) for n in x.shape[2:])
+    # any FFT size >= L works (the extra zeros are cropped): take a fast one (2^a 3^b 5^c)
+    sizes = tuple(costs.fast_length(int(n)) for n in x.shape[2:])
     w = _dilated(w, a["dilation"])
     flipped = shp.getitem(w, (slice(None), slice(None)) + (slice(None, None, -1),) * d)
     xf = fft_ops.rfftn(x, sizes, spatial)  # (N, C, *bins)

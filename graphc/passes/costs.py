@@ -4,15 +4,18 @@ Each algorithm's time is estimated from its work, counted on the node's shapes, 
 per-unit costs of the machine:
 
   direct  K window offsets, each one contraction over C_in/g at `einsum` seconds per
-          multiply-add plus `call` seconds of overhead, and an accumulation of the output
-          at `stream` seconds per element;
-  gemm    im2col copies N*C_in*K*P elements (`copy` s each), then one matmul of
-          N*C_out*C_in/g*K*P multiply-adds at `gemm` seconds each;
+          multiply-add plus `offset_direct` seconds of overhead, and an accumulation of the
+          output at `stream` seconds per element;
+  gemm    im2col copies N*C_in*K*P elements (`copy` s each, `copy_big` for buffers beyond
+          the caches; `offset_gemm` per offset), then one matmul of N*C_out*C_in/g*K*P
+          multiply-adds at `gemm` seconds each;
   fft     transforms of size F (the padded input) for N*C_in inputs, C_out*C_in/g kernels
           and N*C_out outputs at `fft` seconds per F*log2(F), and N*C_out*C_in/g*F/2
           complex multiply-adds at `cmac` seconds each.
 
-The unit costs come from `calibrate()`, a measurement of about a second that writes them
+Fixed costs (the backend's per-op overheads) and per-offset overheads come from timing tiny
+convolutions of each algorithm. The unit costs come from `calibrate()`, a measurement of
+about a second that writes them
 to ~/.cache/graphc/costs.json; until a user runs it, the defaults below (measured on a
 2-core AVX-512 machine with numpy and OpenBLAS) are used. Symbolic sizes are taken as 1
 for the batch (every algorithm is linear in N) and as 32 for spatial axes.
@@ -32,14 +35,23 @@ import sympy
 from graphc.node import Node
 
 DEFAULTS = {
-    "call": 6e-6,  # seconds per numpy call
-    "einsum": 1.0e-9,  # seconds per multiply-add in a small einsum contraction
-    "stream": 1.0e-9,  # seconds per element read-modify-written
-    "copy": 1.0e-9,  # seconds per element gathered by im2col
-    "gemm": 4.0e-11,  # seconds per multiply-add in a BLAS matmul
-    "fft": 3.0e-9,  # seconds per F*log2(F) unit of a real FFT
-    "cmac": 3.0e-9,  # seconds per complex multiply-add (broadcast multiply + sum)
+    # fixed costs of one convolution on the backend (its ops' overheads), per algorithm
+    "base_direct": 7.4e-05,
+    "base_gemm": 3.6e-05,
+    "base_fft": 0.00029,
+    # per kernel offset: the direct loop's contraction call, im2col's gather of one slot
+    "offset_direct": 4.8e-06,
+    "offset_gemm": 6.9e-06,
+    # per unit of work
+    "einsum": 2.1e-10,  # seconds per multiply-add of an einsum over a strided window
+    "stream": 8.3e-11,  # seconds per output element accumulated (the direct loop's +=)
+    "copy": 1.4e-10,  # seconds per element gathered by im2col, into a cached buffer
+    "copy_big": 6.1e-10,  # the same into a buffer larger than the caches (fresh pages)
+    "gemm": 1.9e-11,  # seconds per multiply-add in a BLAS matmul
+    "fft": 3.7e-10,  # seconds per F*log2(F) unit of a real FFT
+    "cmac": 6e-10,  # seconds per complex multiply-add (broadcast multiply + sum)
 }
+BIG = 2_000_000  # elements (8 MB of float32) above which a buffer no longer fits the caches
 CACHE = Path(os.environ.get("GRAPHC_CACHE", Path.home() / ".cache" / "graphc")) / "costs.json"
 _units: dict = {}
 
@@ -54,6 +66,20 @@ def units() -> dict:
         except (OSError, ValueError):
             pass
     return _units
+
+
+def fast_length(n: int) -> int:
+    """The smallest m >= n whose prime factors are 2, 3 and 5: FFTs of such sizes are fast
+    (an FFT of a prime size such as 131 costs several times one of 135)."""
+    m = max(int(n), 1)
+    while True:
+        rest = m
+        for p in (2, 3, 5):
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return m
+        m += 1
 
 
 def _size(d: sympy.Expr, default: int) -> int:
@@ -73,7 +99,7 @@ def _work(node: Node) -> dict:
         x, y = node.inputs
         y_shape, x_shape, kernel = y.shape, x.shape, node.shape[2:]
     spatial_in = [_size(n, 32) for n in x_shape[2:]]
-    padded = [n + p0 + p1 for n, (p0, p1) in zip(spatial_in, a["padding"])]
+    padded = [fast_length(n + p0 + p1) for n, (p0, p1) in zip(spatial_in, a["padding"])]
     return {
         "N": _size(x_shape[0], 1),
         "C_in": _size(x_shape[1], 1),
@@ -92,14 +118,17 @@ def estimate(node: Node, algo: str) -> float:
     n, c_in, c_out, g, k, p, f = (c[key] for key in ("N", "C_in", "C_out", "g", "K", "P", "F"))
     macs = n * c_out * (c_in // g) * k * p
     if algo == "direct":
-        return k * (u["call"] * 2 + n * c_out * p * u["stream"]) + macs * u["einsum"]
+        per_offset = u["offset_direct"] + n * c_out * p * u["stream"]
+        return u["base_direct"] + k * per_offset + macs * u["einsum"]
     if algo == "gemm":
-        return 4 * u["call"] + n * c_in * k * p * u["copy"] + macs * u["gemm"]
+        gathered = n * c_in * k * p
+        copy = u["copy_big"] if gathered > BIG else u["copy"]
+        return u["base_gemm"] + k * u["offset_gemm"] + gathered * copy + macs * u["gemm"]
     if algo == "fft":
         transforms = n * c_in + c_out * (c_in // g) + n * c_out
         spectrum = f / 2 + 1
         return (
-            8 * u["call"]
+            u["base_fft"]
             + transforms * f * math.log2(max(f, 2)) * u["fft"]
             + n * c_out * (c_in // g) * spectrum * u["cmac"]
         )
@@ -125,15 +154,34 @@ def _best(fn, repeat: int = 5) -> float:
     return min(times)
 
 
+def _conv_seconds(algo: str, k: int) -> float:
+    """Best time of a tiny convolution, (1, 1, 8, 8) by (1, 1, k, k), computed by `algo`."""
+    from graphc.compile import Function
+    from graphc.ops import conv as conv_ops
+    from graphc.ops.sources import constant
+    from graphc.ops.sources import input as make_input
+
+    x = make_input("x", (1, 1, 8, 8), "float32")
+    w = constant(np.ones((1, 1, k, k), np.float32))
+    f = Function([x], conv_ops.conv(x, w, padding="same", algo=algo))
+    a = np.ones((1, 1, 8, 8), np.float32)
+    return _best(lambda: f(a), 20)
+
+
 def calibrate(save: bool = True) -> dict:
     """Measure the unit costs on this machine (about a second) and, with save, keep them."""
     rng = np.random.default_rng(0)
     measured = {}
-    tiny = np.ones(4, np.float32)
-    measured["call"] = _best(lambda: np.add(tiny, tiny), 50)
-    patch = rng.standard_normal((4, 1, 8, 64, 64)).astype(np.float32)[..., ::1, ::1]
+    for algo in ("direct", "gemm"):  # fixed cost, and the slope per kernel offset
+        one, many = _conv_seconds(algo, 1), _conv_seconds(algo, 7)
+        measured[f"offset_{algo}"] = max(many - one, 0.0) / 48
+        measured[f"base_{algo}"] = max(one - measured[f"offset_{algo}"], 0.0)
+    measured["base_fft"] = _conv_seconds("fft", 3)
+    spec = "ngcxy,goc->ngoxy"
+    padded = rng.standard_normal((4, 1, 8, 70, 70)).astype(np.float32)
+    patch = padded[..., 3:67, 2:66]  # a window of the padded input, as the direct loop cuts
     wk = rng.standard_normal((1, 8, 8)).astype(np.float32)
-    t = _best(lambda: np.einsum("ngcxy,goc->ngoxy", patch, wk))
+    t = _best(lambda: np.einsum(spec, patch, wk))
     measured["einsum"] = t / (4 * 8 * 8 * 64 * 64)
     out = np.zeros((4, 1, 8, 64, 64), np.float32)
     measured["stream"] = _best(lambda: np.add(out, out, out=out)) / out.size
@@ -141,6 +189,14 @@ def calibrate(save: bool = True) -> dict:
     cols = np.empty((4, 8, 64, 64), np.float32)
     t = _best(lambda: np.copyto(cols, image[:, :, 3:67:1, 2:66:1]))
     measured["copy"] = t / cols.size
+    source = rng.standard_normal((2, 3, 142, 142)).astype(np.float32)
+
+    def gather_fresh() -> None:  # im2col of a 15x15 kernel over a 128x128 image
+        out = np.empty((2, 3, 225, 128, 128), np.float32)
+        for j in range(225):
+            out[:, :, j] = source[:, :, j // 15 : j // 15 + 128, j % 15 : j % 15 + 128]
+
+    measured["copy_big"] = _best(gather_fresh, 3) / (2 * 3 * 225 * 128 * 128)
     a = rng.standard_normal((256, 512)).astype(np.float32)
     b = rng.standard_normal((512, 1024)).astype(np.float32)
     measured["gemm"] = _best(lambda: a @ b) / (256 * 512 * 1024)
