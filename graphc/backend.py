@@ -40,6 +40,7 @@ class Program:
     params: tuple  # every param Node the outputs or updates read
     optimize: bool = True
     options: dict = field(default_factory=dict)
+    kernels: Any = None  # graphc.kernels.KernelProgram when the optimizer ran
 
     @property
     def roots(self) -> tuple:

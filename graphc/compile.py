@@ -23,6 +23,7 @@ import numpy as np
 from graphc.backend import Program, get_backend
 from graphc.node import Node, toposort
 from graphc.passes import optimize as run_passes
+from graphc.passes.fuse import fuse
 from graphc.shapes import BindError, Bindings, ShapeError, dims_equal, shape_str
 from graphc.tensor import Tensor, unwrap
 
@@ -145,10 +146,19 @@ class Function:
         params = tuple(n for n in reachable if n.op == "param")
         self.backend = backend
         outputs, updates, self.pass_log = self.outputs, self.updates, []
+        kernels = None
         if optimize:
             new_roots, self.pass_log = run_passes(roots, options.pop("skip_passes", ()))
             outputs = tuple(new_roots[: len(self.outputs)])
             updates = tuple(zip((p for p, _ in self.updates), new_roots[len(self.outputs) :]))
+            fuse_started = time.perf_counter()
+            kernels = fuse(new_roots)
+            spent = (time.perf_counter() - fuse_started) * 1e3
+            self.pass_log += [f"fuse: {line}" for line in kernels.log]
+            self.pass_log.append(
+                f"fuse + schedule: {len(kernels.kernels)} kernels "
+                f"({kernels.count('library')} library calls) in {spent:.1f} ms"
+            )
         self.program = Program(
             inputs=self.inputs,
             outputs=outputs,
@@ -156,6 +166,7 @@ class Function:
             params=params,
             optimize=optimize,
             options=dict(options),
+            kernels=kernels,
         )
         self.executable = get_backend(backend)(self.program)
         self.compile_seconds = time.perf_counter() - started

@@ -75,4 +75,9 @@ class Interpreter:
 
 
 def build(program: Program) -> Interpreter:
+    """Kernels when the optimizer made them (optimize=True), else op by op."""
+    if program.kernels is not None:
+        from backends.numpy.kernels import KernelInterpreter
+
+        return KernelInterpreter(program)
     return Interpreter(program)

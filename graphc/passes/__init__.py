@@ -7,9 +7,10 @@ decisions the passes logged (shown by Function.explain()). GRAPHC_DEBUG>=1 print
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 
-from graphc.node import Node
+from graphc.node import Node, toposort
 from graphc.passes import circulant as _circulant_lowerings  # noqa: F401 - registers them
 from graphc.passes import conv as _conv_lowerings  # noqa: F401 - registers them
 from graphc.passes.lower import lower
@@ -39,7 +40,11 @@ def optimize(roots: Sequence[Node], skip: Sequence[str] = ()) -> tuple:
             if debug >= 1:
                 print(f"[graphc] {line}")
 
+        started = time.perf_counter()
+        before = len(toposort(roots))
         roots = run(roots, log)
+        spent = (time.perf_counter() - started) * 1e3
+        lines.append(f"{name}: {before} -> {len(toposort(roots))} nodes in {spent:.1f} ms")
     return roots, lines
 
 

@@ -155,7 +155,10 @@ def test_explain_and_source_list_the_ops(regression):
         assert op in text and op in f.source
     assert "backend 'numpy'" in text
     assert "2 inputs" in text
-    assert [k.op for k in f.kernels] == ["matmul", "add", "relu", "sub", "pow", "mean"]
+    plain = gc.compile([x, y], gc.mean((gc.relu(x @ W + b) - y) ** 2), optimize=False)
+    assert [k.op for k in plain.kernels] == ["matmul", "add", "relu", "sub", "pow", "mean"]
+    # optimized: the GEMM, then one pass over its output computing the mean of squares
+    assert [k.ops() for k in f.kernels] == [["matmul"], ["add", "relu", "sub", "pow", "mean"]]
     assert "numpy" in repr(f)
 
 
