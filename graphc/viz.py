@@ -81,8 +81,9 @@ def _head(node: Node) -> str:
 
 def _roots(outputs: Any) -> tuple[list, list, list]:
     """(extra leaves to draw, output nodes, (param, new value) update pairs)."""
-    if isinstance(outputs, Function):
-        return list(outputs.inputs), list(outputs.outputs), list(outputs.updates)
+    if isinstance(outputs, Function):  # the graph the backend runs (optimized, if it was)
+        program = outputs.program
+        return list(program.inputs), list(program.outputs), list(program.updates)
     items = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     nodes = [unwrap(item) for item in items]
     for item, node in zip(items, nodes):
@@ -118,21 +119,22 @@ def to_dot(outputs: Any, name: str = "graphc", rankdir: str = "TB") -> str:
         '  node [fontname="Helvetica", fontsize=10];',
         '  edge [fontname="Helvetica", fontsize=8, color="#555555", arrowsize=0.7];',
     ]
+    cluster_of = _clusters(outputs)
     for node in order:
-        kind = node.op if node.op in ("input", "param", "constant") else "op"
-        label = [_head(node), _shape_text(node)]
-        style = dict(_STYLE[kind])
-        if node in output_index:
-            marks = output_index[node]
-            many = len(results) > 1
-            label.append("output " + ", ".join(map(str, marks)) if many else "output")
-            style.update(_OUTPUT)
-        if node in update_of:
-            label.append("new " + ", ".join(update_of[node]))
-            style.update(_UPDATE)
-        style["label"] = "\n".join(label)
-        style["tooltip"] = f"built at {node.where}"
-        lines.append(f"  {ids[node]} [{_attrs(style)}];")
+        if node in cluster_of:
+            continue  # drawn inside its kernel's cluster below
+        lines.append("  " + _node_line(node, ids, results, output_index, update_of))
+    kernels = outputs.program.kernels.kernels if cluster_of else []
+    for kernel in kernels:
+        lines.append(f"  subgraph cluster_{kernel.name} {{")
+        title = f"{kernel.name}: {kernel.kind} kernel"
+        lines.append(
+            f'    label={quote(title)}; style="rounded,dashed"; color="#7048e8"; '
+            'fontcolor="#7048e8"; fontname="Helvetica"; fontsize=10;'
+        )
+        for node in kernel.nodes:
+            lines.append("    " + _node_line(node, ids, results, output_index, update_of))
+        lines.append("  }")
     for node in order:
         numbered = len(node.inputs) > 1
         for index, source in enumerate(node.inputs):
@@ -145,6 +147,30 @@ def to_dot(outputs: Any, name: str = "graphc", rankdir: str = "TB") -> str:
         )
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _node_line(node: Node, ids: dict, results: list, output_index: dict, update_of: dict) -> str:
+    kind = node.op if node.op in ("input", "param", "constant") else "op"
+    label = [_head(node), _shape_text(node)]
+    style = dict(_STYLE[kind])
+    if node in output_index:
+        marks = output_index[node]
+        many = len(results) > 1
+        label.append("output " + ", ".join(map(str, marks)) if many else "output")
+        style.update(_OUTPUT)
+    if node in update_of:
+        label.append("new " + ", ".join(update_of[node]))
+        style.update(_UPDATE)
+    style["label"] = "\n".join(label)
+    style["tooltip"] = f"built at {node.where}"
+    return f"{ids[node]} [{_attrs(style)}];"
+
+
+def _clusters(outputs: Any) -> dict:
+    """node -> kernel for a compiled Function whose optimizer made kernels (else empty)."""
+    if not isinstance(outputs, Function) or outputs.program.kernels is None:
+        return {}
+    return {n: k for k in outputs.program.kernels.kernels for n in k.nodes}
 
 
 def save_graph(outputs: Any, path: str | os.PathLike, **options: Any) -> Path:

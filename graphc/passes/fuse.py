@@ -37,9 +37,19 @@ REDUCTIONS = {"sum", "mean", "max"}
 LIBRARY = {"matmul", "conv", "conv_transpose", "conv_wgrad", "rfft", "irfft", "fft", "ifft"}
 
 
+def unit_reshape(node: Node) -> bool:
+    """A reshape that only inserts or removes size-1 axes: an affine index map, fusible."""
+    if node.op != "reshape":
+        return False
+    a, b = node.inputs[0].shape, node.shape
+    return [d for d in a if d != 1] == [d for d in b if d != 1]
+
+
 def category(node: Node) -> str:
     if node.op in SOURCES:
         return "source"
+    if unit_reshape(node):
+        return "elementwise"
     if node.op in VIEWS:
         return "view"
     if node.op in REDUCTIONS:
@@ -87,6 +97,11 @@ class Fuser:
             kind = category(node)
             if kind in ("source", "view"):
                 continue
+            if node.op == "transpose" and self._feeds_gemm(node):
+                # an operand of a GEMM read transposed: the library call takes it as it is
+                (group,) = {self.group_of[c] for c in self.consumers[node]}
+                self._join(node, group)
+                continue
             if kind == "elementwise":
                 groups = {self.group_of.get(c) for c in self.consumers[node]}
                 if len(groups) == 1 and None not in groups:
@@ -99,6 +114,21 @@ class Fuser:
                 self._join(node, _Group("reduce", node, node.inputs[0].shape))
             else:
                 self._join(node, _Group(kind, node, node.shape))
+
+    def _feeds_gemm(self, node: Node) -> bool:
+        """A transpose of the last two axes read only by matmuls of one kernel."""
+        axes = node.attrs["axes"]
+        rank = len(axes)
+        swap = rank >= 2 and axes == (*range(rank - 2), rank - 1, rank - 2)
+        users = self.consumers[node]
+        groups = {id(self.group_of.get(c)) for c in users}
+        return (
+            swap
+            and bool(users)
+            and all(c.op == "matmul" and self.group_of.get(c) is not None for c in users)
+            and len(groups) == 1
+            and node not in self.roots
+        )
 
     def _join(self, node: Node, group: _Group) -> None:
         group.members.add(node)
@@ -155,7 +185,7 @@ class Fuser:
             groups = {id(g): g for g in self.groups()}
             for gid in sorted(self._producers(group), key=lambda g: self._first(groups[g])):
                 producer = groups[gid]
-                if producer.kind == "elementwise" or producer.epilogue:
+                if producer.kind == "elementwise":
                     continue
                 out_shape = producer.anchor.shape
                 if not _same_shape(out_shape, group.domain) or self._via_view(group, producer):
@@ -249,7 +279,7 @@ def fuse(roots: Sequence[Node]) -> KernelProgram:
             if node.op in ("input", "param"):
                 name = node.attrs["name"]
             else:
-                prefix = {"constant": "c", "view": "v"}.get(kind, "b")
+                prefix = {"constant": "c", "view": "v"}.get(kind, "t")
                 count = names.setdefault(kind, 0)
                 names[kind] = count + 1
                 name = f"{prefix}{count}"
@@ -271,6 +301,8 @@ def fuse(roots: Sequence[Node]) -> KernelProgram:
                     continue
                 if category(n) == "elementwise":  # a scalar statement over n's own shape
                     index = broadcast_index(i.shape, n.shape)
+                elif n.op == "transpose":  # read with the axes permuted
+                    index = tuple(LOOP_VARS[n.attrs["axes"].index(k)] for k in range(i.rank))
                 else:  # the library call or op reads the whole buffer
                     index = LOOP_VARS[: i.rank]
                 loads[i] = Load(_buffer(i, buffer_of), tuple(index))
