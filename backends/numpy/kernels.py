@@ -15,8 +15,6 @@ from backends.numpy.interpreter import Interpreter
 from graphc.backend import Program
 from graphc.passes.memory import plan
 
-VIEWS = {"reshape"}
-
 
 class KernelInterpreter(Interpreter):
     def __init__(self, program: Program) -> None:
@@ -32,7 +30,7 @@ class KernelInterpreter(Interpreter):
         last: dict = {}
         for k, kernel in enumerate(self.kernels):
             for node in kernel.loads:
-                while node.op in VIEWS:
+                while self._is_view(node):
                     last[node] = k
                     node = node.inputs[0]
                 last[node] = k
@@ -69,7 +67,7 @@ class KernelInterpreter(Interpreter):
                 found = node.attrs["state"].value
             elif node.op == "constant":
                 found = node.attrs["value"].array
-            elif node.op in VIEWS:
+            elif self.kernel_program.buffers[node].kind == "view":
                 found = self._evaluate(node, [value(node.inputs[0])], bindings)
             else:
                 raise RuntimeError(f"internal error: {node.label()} read before it was written")
@@ -98,9 +96,13 @@ class KernelInterpreter(Interpreter):
         while True:
             if self._last_reader.get(node) == k and node not in roots:
                 values.pop(node, None)
-            if node.op not in VIEWS:
+            if not self._is_view(node):
                 return
             node = node.inputs[0]
+
+    def _is_view(self, node: Any) -> bool:
+        buffer = self.kernel_program.buffers.get(node)
+        return buffer is not None and buffer.kind == "view"
 
     def explain(self) -> str:
         lines = [f"backend numpy: {self.kernel_program.describe()}"]

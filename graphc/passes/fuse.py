@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sympy
+
 from graphc.kernels import LOOP_VARS, Buffer, Kernel, KernelProgram, Load, broadcast_index
 from graphc.node import Node, toposort
 from graphc.ops import registry
@@ -155,7 +157,7 @@ class Fuser:
         return found
 
     def _through_views(self, node: Node) -> Node:
-        while node.op in VIEWS:
+        while category(node) == "view":
             node = node.inputs[0]
         return node
 
@@ -207,7 +209,8 @@ class Fuser:
         it can only be read once the producing kernel has stored it)."""
         for node in group.members:
             for i in node.inputs:
-                if i.op in VIEWS and self.group_of.get(self._through_views(i)) is producer:
+                view = category(i) == "view"
+                if view and self.group_of.get(self._through_views(i)) is producer:
                     return True
         return False
 
@@ -299,7 +302,9 @@ def fuse(roots: Sequence[Node]) -> KernelProgram:
             for i in n.inputs:
                 if i in group.members or i in loads:
                     continue
-                if category(n) == "elementwise":  # a scalar statement over n's own shape
+                if unit_reshape(n):  # the same elements: the output's loop variables, in order
+                    index = _unit_reshape_index(i.shape, n.shape)
+                elif category(n) == "elementwise":  # a scalar statement over n's own shape
                     index = broadcast_index(i.shape, n.shape)
                 elif n.op == "transpose":  # read with the axes permuted
                     index = tuple(LOOP_VARS[n.attrs["axes"].index(k)] for k in range(i.rank))
@@ -333,10 +338,19 @@ def fuse(roots: Sequence[Node]) -> KernelProgram:
     return program
 
 
+def _unit_reshape_index(source: tuple, target: tuple) -> tuple:
+    """Index into `source` for a loop over `target` when they differ only by size-1 axes."""
+    variables = [LOOP_VARS[k] for k, d in enumerate(target) if d != 1]
+    index = []
+    for d in source:
+        index.append(sympy.Integer(0) if d == 1 else variables.pop(0))
+    return tuple(index)
+
+
 def _buffer(node: Node, buffer_of) -> Buffer:  # noqa: ANN001
     if node.op in SOURCES:
         return buffer_of(node, "constant" if node.op == "constant" else node.op)
-    if node.op in VIEWS:
+    if category(node) == "view":
         _buffer(node.inputs[0], buffer_of)
         return buffer_of(node, "view")
     return buffer_of(node, "temp")
