@@ -13,6 +13,7 @@ and python scalars are converted. Anything else is a BindError before any run.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -159,6 +160,8 @@ class Function:
                 f"fuse + schedule: {len(kernels.kernels)} kernels "
                 f"({kernels.count('library')} library calls) in {spent:.1f} ms"
             )
+            if int(os.environ.get("GRAPHC_DEBUG", "0") or 0) >= 2:
+                print(f"[graphc] kernels:\n{kernels.describe()}")
         self.program = Program(
             inputs=self.inputs,
             outputs=outputs,
