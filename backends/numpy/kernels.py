@@ -23,6 +23,12 @@ class KernelInterpreter(Interpreter):
         self.kernels = list(self.kernel_program.kernels)
         self._last_reader = self._last_readers()
         self._local_drops = [self._drops_inside(kernel) for kernel in self.kernels]
+        self._keep = set()  # the roots, and the buffers a returned view is taken of
+        for node in self.program.roots:
+            self._keep.add(node)
+            while self._is_view(node):
+                node = node.inputs[0]
+                self._keep.add(node)
         self.plans: dict = {}
         self.memory_plan = None
 
@@ -55,7 +61,7 @@ class KernelInterpreter(Interpreter):
             self.plans[key] = plan(self.kernel_program, bindings.values)
         self.memory_plan = self.plans[key]
         values: dict = {}
-        roots = set(self.program.roots)
+        roots = self._keep
 
         def value(node: Any) -> Any:
             found = values.get(node)

@@ -1,0 +1,1 @@
+"""The differential fuzzer of tests/test_fuzz.py: generator (base, steps, graphs), check, shrink."""
