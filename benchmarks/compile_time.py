@@ -12,23 +12,14 @@ import sys
 import time
 
 import graphc as gc
+from graphc.models import mlp
 
 
 def build() -> tuple:
-    N = gc.dim("N")
-    x = gc.input("x", (N, 784))
-    t = gc.input("t", (N,), "int32")
-    params, h = [], x
-    for k, (m, n) in enumerate([(784, 16), (16, 16), (16, 10)]):
-        W = gc.param(f"W{k}", (m, n), seed=k)
-        b = gc.param(f"b{k}", (n,), init="zeros")
-        params += [W, b]
-        h = h @ W + b
-        if k < 2:
-            h = gc.relu(h)
-    loss = gc.mean(gc.softmax_cross_entropy(h, t))
-    grads = gc.grad(loss, params)
-    return x, t, loss, {p: p - 0.1 * g for p, g in zip(params, grads)}
+    model = mlp((784, 16, 16, 10))
+    grads = gc.grad(model.loss, model.params)
+    updates = {p: p - 0.1 * g for p, g in zip(model.params, grads)}
+    return model.x, model.t, model.loss, updates
 
 
 def main() -> int:

@@ -5,6 +5,7 @@ import pytest
 import sympy
 
 import graphc as gc
+from graphc.models import mlp
 from graphc.node import toposort
 from graphc.ops import registry
 from graphc.tensor import unwrap
@@ -343,19 +344,8 @@ def test_a_compiled_sgd_step_lowers_the_loss():
 
 
 def test_gradient_graph_of_the_mlp_is_linear_in_the_forward_graph():
-    N = gc.dim("N")
-    x = gc.input("x", (N, 784))
-    t = gc.input("t", (N,), "int32")
-    params, h = [], x
-    for k, (m, n) in enumerate([(784, 16), (16, 16), (16, 10)]):
-        W = gc.param(f"W{k}", (m, n), seed=k)
-        b = gc.param(f"b{k}", (n,), init="zeros")
-        params += [W, b]
-        h = h @ W + b
-        if k < 2:
-            h = gc.relu(h)
-    loss = gc.mean(gc.softmax_cross_entropy(h, t))
-    grads = gc.grad(loss, params)
-    forward = len(nodes_of([loss]))
+    model = mlp((784, 16, 16, 10))
+    grads = gc.grad(model.loss, model.params)
+    forward = len(nodes_of([model.loss]))
     backward = len(nodes_of(grads))
     assert backward < 4 * forward, (forward, backward)
