@@ -108,6 +108,19 @@ def test_function_draws_outputs_and_updates():
     assert "output" in line_of(text, "mean")
 
 
+def test_a_compiled_function_draws_each_kernel_as_a_cluster():
+    x, t, W, b, logits, loss = mlp_graph()
+    gW, gb = gc.grad(loss, [W, b])
+    f = gc.compile([x, t], [loss], updates={W: W - 0.1 * gW, b: b - 0.1 * gb})
+    text = gc.to_dot(f)
+    kernels = f.program.kernels.kernels
+    assert text.count("subgraph cluster_") == len(kernels) > 1
+    for kernel in kernels:
+        assert f'label="{kernel.name}: {kernel.kind} kernel"' in text
+    plain = gc.to_dot(gc.compile([x, t], [loss], optimize=False))
+    assert "subgraph" not in plain
+
+
 def test_quotes_and_backslashes_are_escaped():
     x = gc.input('odd "name" \\ here', (2,))
     text = gc.to_dot(gc.exp(x))
