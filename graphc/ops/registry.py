@@ -84,6 +84,11 @@ def apply(op_name: str, inputs: Sequence[Node], /, **attrs: Any) -> Node:
     The first two parameters are positional-only so that attrs may be called anything
     (`name=` labels a user's elementwise op).
     """
+    return make(op_name, inputs, attrs, user_location())
+
+
+def make(op_name: str, inputs: Sequence[Node], attrs: dict, where: str) -> Node:
+    """apply() with the source location given: a rewrite keeps the user's line."""
     opdef = get(op_name)
     if op_name not in COMPLEX_OK and any(i.dtype in COMPLEX_DTYPES for i in inputs):
         dtypes = ", ".join(i.dtype for i in inputs)
@@ -95,7 +100,7 @@ def apply(op_name: str, inputs: Sequence[Node], /, **attrs: Any) -> Node:
         )
     shape, dtype = opdef.infer(tuple(inputs), attrs)
     shape = tuple(d if isinstance(d, sympy.Basic) else as_dim(d) for d in shape)  # ints -> dims
-    return Node.make(op_name, inputs, attrs, shape, dtype, where=user_location())
+    return Node.make(op_name, inputs, attrs, shape, dtype, where=where)
 
 
 # dtype promotion ---------------------------------------------------------------------------

@@ -11,12 +11,16 @@ import time
 from collections.abc import Sequence
 
 from graphc.node import Node, toposort
+from graphc.passes import canonicalize, dce, simplify  # modules (their rules are tested)
 from graphc.passes import circulant as _circulant_lowerings  # noqa: F401 - registers them
 from graphc.passes import conv as _conv_lowerings  # noqa: F401 - registers them
 from graphc.passes.lower import lower
 
 PIPELINE = [
+    ("canonicalize", canonicalize.canonicalize),
+    ("simplify", simplify.simplify),
     ("lower", lower),
+    ("dce", dce.dce),
 ]
 
 

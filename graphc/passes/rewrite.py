@@ -16,7 +16,7 @@ def rebuild(node: Node, inputs: Sequence[Node]) -> Node:
     """node with new inputs (the same node when nothing changed)."""
     if all(a is b for a, b in zip(node.inputs, inputs)):
         return node
-    return registry.apply(node.op, list(inputs), **dict(node.attrs))
+    return registry.make(node.op, list(inputs), dict(node.attrs), node.where)
 
 
 def rewrite(roots: Sequence[Node], rule: Callable[[Node], Node | None]) -> list:

@@ -7,6 +7,7 @@ import pytest
 
 import graphc as gc
 from graphc.backend import ExecutionError
+from graphc.node import toposort
 from graphc.ops import registry
 
 HERE = os.path.abspath(__file__)
@@ -338,3 +339,12 @@ def test_inputs_with_equal_names_are_passed_by_position():
     np.testing.assert_array_equal(f(np.ones(2, np.float32), np.zeros(2, np.float32)), [1, 1])
     with pytest.raises(TypeError, match="2 inputs are named 'x'; pass their arrays by position"):
         f(x=np.ones(2, np.float32))
+
+
+def test_run_time_errors_name_the_users_line_after_rewrites():
+    t = gc.input("t", (3,), "int32")
+    hot = gc.one_hot(t * 1, 4)  # simplify drops the *1 and rebuilds one_hot on t
+    f = gc.compile([t], hot * 2.0)
+    assert [n.op for n in toposort(f.program.outputs) if n.op == "mul"] == ["mul"]
+    with pytest.raises(ExecutionError, match=r"one_hot \(built at .*test_compile.py:\d+\)"):
+        f(np.array([0, 1, 7]))
