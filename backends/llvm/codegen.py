@@ -1,0 +1,328 @@
+"""KernelProgram -> one LLVM module with one entry point, `graphc_main(i8** bufs, i64* sizes)`.
+
+`bufs` holds a pointer per buffer (inputs, params, constants, temporaries; a view
+shares its source's pointer), `sizes` the values of the size expressions the kernels
+use (symbolic sizes are run-time arguments: one compiled function serves every batch
+size). Each kernel is an internal function called in schedule order, so Python is
+entered once per call. Loops come from irutil.for_range; loads and stores index
+row-major buffers with the affine indices of the kernel IR.
+
+Kernels lowered so far: elementwise, reductions (sum, mean, max) with prologue and
+epilogue, 2-D matmul (a naive loop nest; operands may be read transposed) with an
+epilogue, transpose. Anything else raises NotImplementedError at compile time, naming
+the kernel and op.
+"""
+
+from __future__ import annotations
+
+import sympy
+from llvmlite import ir
+
+from backends.llvm import scalar
+from backends.llvm.irutil import F32, F64, I8P, I64, for_range, is_float, llvm_type
+from graphc.kernels import LOOP_VARS, Kernel, KernelProgram, broadcast_index
+from graphc.node import Node
+
+VOID = ir.VoidType()
+
+
+class Math:
+    """Scalar math functions for the kernels: vmath's vectorizable ones when available."""
+
+    def __init__(self, module: ir.Module) -> None:
+        self.module = module
+        try:
+            from backends.llvm import vmath
+        except ImportError:
+            vmath = None
+        self.vmath = vmath
+
+    def function(self, name: str, ty: ir.Type) -> ir.Function | None:
+        if name in ("sigmoid", "softplus") and self.vmath is None:
+            raise NotImplementedError(f"llvm backend: {name} needs backends/llvm/vmath.py")
+        if self.vmath is not None and name in getattr(self.vmath, "FUNCTIONS", ()):
+            return self.vmath.emit(self.module, name, ty)
+        return None
+
+
+class ModuleBuilder:
+    def __init__(self, program: KernelProgram) -> None:
+        self.program = program
+        self.module = ir.Module(name="graphc")
+        self.buffer_index: dict = {}
+        self.buffer_list: list = []
+        for node, buffer in program.buffers.items():
+            self.buffer_index[node] = len(self.buffer_list)
+            self.buffer_list.append(buffer)
+        self.size_index: dict = {}
+        self.size_list: list = []
+        self.math = Math(self.module)
+        signature = ir.FunctionType(VOID, [I8P.as_pointer(), I64.as_pointer()])
+        self.signature = signature
+        main = ir.Function(self.module, signature, name="graphc_main")
+        builder = ir.IRBuilder(main.append_basic_block("entry"))
+        bufs, sizes = main.args
+        bufs.name, sizes.name = "bufs", "sizes"
+        for kernel in program.kernels:
+            fn = self.kernel(kernel)
+            builder.call(fn, [bufs, sizes])
+        builder.ret_void()
+
+    # buffers and sizes ---------------------------------------------------------------------------
+    def size(self, b: ir.IRBuilder, expr: sympy.Expr) -> ir.Value:
+        expr = sympy.sympify(expr)
+        if expr.is_number:
+            return ir.Constant(I64, int(expr))
+        if expr not in self.size_index:
+            self.size_index[expr] = len(self.size_list)
+            self.size_list.append(expr)
+        sizes = b.function.args[1]
+        slot = b.gep(sizes, [ir.Constant(I64, self.size_index[expr])], name="size.ptr")
+        return b.load(slot, name=f"size.{expr}".replace(" ", ""))
+
+    def pointer(self, b: ir.IRBuilder, node: Node) -> ir.Value:
+        source = node
+        while self.program.buffers[source].kind == "view":
+            source = source.inputs[0]
+        bufs = b.function.args[0]
+        slot = b.gep(bufs, [ir.Constant(I64, self.buffer_index[source])], name="buf.ptr")
+        raw = b.load(slot, name=f"buf.{self.program.buffers[source].name}")
+        return b.bitcast(raw, llvm_type(node.dtype).as_pointer(), name="typed")
+
+    def offset(self, b: ir.IRBuilder, shape: tuple, index: tuple, loops: list) -> ir.Value:
+        """Row-major offset of `index` (LOOP_VARS or 0 per axis) in a buffer of `shape`."""
+        total = ir.Constant(I64, 0)
+        stride = ir.Constant(I64, 1)
+        for d, i in reversed(list(zip(shape, index))):
+            if i != 0:
+                var = loops[LOOP_VARS.index(i)]
+                total = b.add(total, b.mul(var, stride, name="term"), name="offset")
+            stride = b.mul(stride, self.size(b, d), name="stride")
+        return total
+
+    def load(self, b: ir.IRBuilder, node: Node, index: tuple, loops: list) -> ir.Value:
+        ptr = b.gep(self.pointer(b, node), [self.offset(b, node.shape, index, loops)], name="at")
+        return b.load(ptr, name="ld")
+
+    def store(
+        self, b: ir.IRBuilder, node: Node, value: ir.Value, index: tuple, loops: list
+    ) -> None:
+        ptr = b.gep(self.pointer(b, node), [self.offset(b, node.shape, index, loops)], name="at")
+        b.store(value, ptr)
+
+    # kernels --------------------------------------------------------------------------------
+    def kernel(self, kernel: Kernel) -> ir.Function:
+        fn = ir.Function(self.module, self.signature, name=f"kernel.{len(self.module.functions)}")
+        fn.linkage = "internal"
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        if kernel.kind == "elementwise":
+            self.elementwise(b, kernel)
+        elif kernel.kind == "reduce":
+            self.reduce(b, kernel)
+        elif kernel.kind == "library" and kernel.anchor.op == "matmul":
+            self.matmul(b, kernel)
+        elif kernel.kind == "op" and kernel.anchor.op == "transpose":
+            self.transpose(b, kernel)
+        else:
+            op = kernel.anchor.op if kernel.anchor is not None else kernel.kind
+            raise NotImplementedError(
+                f"llvm backend: kernel {kernel.name} ({kernel.kind} {op}, built at "
+                f"{kernel.anchor.where if kernel.anchor is not None else '?'}) is not supported "
+                f"yet; use backend='numpy'"
+            )
+        b.ret_void()
+        return fn
+
+    def _nest(self, b: ir.IRBuilder, domain: tuple, body, name: str = "i") -> None:  # noqa: ANN001
+        """Loops over `domain` (outermost first) around body(loops)."""
+
+        def level(k: int, loops: list) -> None:
+            if k == len(domain):
+                body(loops)
+                return
+            with for_range(b, self.size(b, domain[k]), f"{name}{k}") as var:
+                level(k + 1, loops + [var])
+
+        level(0, [])
+
+    def _index(self, operand: Node, consumer: Node, domain: tuple) -> tuple:
+        """The index of `operand` for elementwise statement `consumer` in a loop over domain."""
+        if consumer.op == "reshape":  # a unit reshape: the same elements, size-1 axes moved
+            outer = broadcast_index(consumer.shape, domain)
+            kept = [i for i, d in zip(outer, consumer.shape) if d != 1]
+            return tuple(sympy.Integer(0) if d == 1 else kept.pop(0) for d in operand.shape)
+        return broadcast_index(operand.shape, domain)
+
+    def _statements(
+        self, b: ir.IRBuilder, nodes: list, values: dict, domain: tuple, loops: list
+    ) -> None:
+        for node in nodes:
+            args = []
+            for i in node.inputs:
+                if i in values:
+                    args.append(values[i])
+                else:
+                    args.append(self.load(b, i, self._index(i, node, domain), loops))
+            values[node] = scalar.lower(b, node, args, self.math, lambda e: self.size(b, e))
+
+    def elementwise(self, b: ir.IRBuilder, kernel: Kernel) -> None:
+        domain = kernel.domain
+
+        def body(loops: list) -> None:
+            values: dict = {}
+            self._statements(b, kernel.nodes, values, domain, loops)
+            for node in kernel.outputs:
+                self.store(b, node, values[node], broadcast_index(node.shape, domain), loops)
+
+        self._nest(b, domain, body)
+
+    def reduce(self, b: ir.IRBuilder, kernel: Kernel) -> None:
+        anchor = kernel.anchor
+        position = kernel.nodes.index(anchor)
+        prologue, epilogue = kernel.nodes[:position], kernel.nodes[position + 1 :]
+        domain, axes = kernel.domain, kernel.reduce_axes
+        keep = [k for k in range(len(domain)) if k not in axes]
+        ty = llvm_type(anchor.dtype)
+        (source,) = anchor.inputs
+        acc = b.alloca(ty, name="acc")
+        outputs_early = [n for n in prologue if n in kernel.outputs]
+
+        def outer_body(outer: list) -> None:
+            if anchor.op == "max":
+                start = (
+                    ir.Constant(ty, float("-inf"))
+                    if is_float(ty)
+                    else ir.Constant(ty, -(2 ** (ty.width - 1)))
+                )
+            else:
+                start = ir.Constant(ty, 0.0 if is_float(ty) else 0)
+            b.store(start, acc)
+
+            def inner_body(inner: list) -> None:
+                loops = [None] * len(domain)
+                for k, var in zip(keep, outer):
+                    loops[k] = var
+                for k, var in zip(axes, inner):
+                    loops[k] = var
+                values: dict = {}
+                self._statements(b, prologue, values, domain, loops)
+                for node in outputs_early:
+                    self.store(b, node, values[node], broadcast_index(node.shape, domain), loops)
+                v = (
+                    values[source]
+                    if source in values
+                    else self.load(b, source, broadcast_index(source.shape, domain), loops)
+                )
+                v = scalar.convert(b, v, ty, "v") if v.type != ty else v
+                old = b.load(acc, name="old")
+                if anchor.op == "max":
+                    new = (
+                        scalar.Emitter(b, ty, {}, self.math).call("maximum", old, v)
+                        if is_float(ty)
+                        else b.select(b.icmp_signed(">", old, v, name="gt"), old, v, name="max")
+                    )
+                else:
+                    new = (
+                        b.fadd(old, v, name="sum", flags=["reassoc", "nsz"])
+                        if is_float(ty)
+                        else b.add(old, v, name="sum")
+                    )
+                b.store(new, acc)
+
+            self._nest(b, tuple(domain[k] for k in axes), inner_body, name="r")
+            total = b.load(acc, name="total")
+            if anchor.op == "mean":
+                count = ir.Constant(I64, 1)
+                for k in axes:
+                    count = b.mul(count, self.size(b, domain[k]), name="count")
+                total = b.fdiv(total, b.sitofp(count, ty, name="n"), name="mean")
+            out_loops = self._output_loops(anchor, outer, keep)
+            values = {anchor: total}
+            out_domain = anchor.shape
+            self._statements(b, epilogue, values, out_domain, out_loops)
+            for node in kernel.outputs:
+                if node in values and node not in outputs_early:
+                    self.store(
+                        b, node, values[node], broadcast_index(node.shape, out_domain), out_loops
+                    )
+
+        self._nest(b, tuple(domain[k] for k in keep), outer_body, name="o")
+
+    def _output_loops(self, anchor: Node, outer: list, keep: list) -> list:
+        """Loop variables indexing the reduction's output (kept axes; size-1 ones unused)."""
+        if not anchor.attrs["keepdims"]:
+            return list(outer)
+        loops = [ir.Constant(I64, 0)] * len(anchor.inputs[0].shape)
+        for k, var in zip(keep, outer):
+            loops[k] = var
+        return loops
+
+    def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:
+        anchor = kernel.anchor
+        a, c = anchor.inputs
+        if a.rank != 2 or c.rank != 2:
+            raise NotImplementedError(
+                f"llvm backend: kernel {kernel.name}: only 2-D matmul so far (got {a.rank}-D @ "
+                f"{c.rank}-D, built at {anchor.where})"
+            )
+        ty = llvm_type(anchor.dtype)
+        position = kernel.nodes.index(anchor)
+        epilogue = kernel.nodes[position + 1 :]
+        n, m = anchor.shape
+        k_size = a.shape[1]
+        acc = b.alloca(ty, name="acc")
+        operand_a, index_a = self._operand(a, ("i", "k"))
+        operand_c, index_c = self._operand(c, ("k", "j"))
+
+        def element(loops: list) -> None:
+            i, j = loops
+            b.store(ir.Constant(ty, 0.0), acc)
+            with for_range(b, self.size(b, k_size), "k") as k:
+                named = {"i": i, "j": j, "k": k}
+                x = self._read(b, operand_a, index_a, named, ty)
+                y = self._read(b, operand_c, index_c, named, ty)
+                prod = b.fmul(x, y, name="prod")
+                b.store(b.fadd(b.load(acc, name="old"), prod, name="dot", flags=["contract"]), acc)
+            values = {anchor: b.load(acc, name="c")}
+            self._statements(b, epilogue, values, anchor.shape, [i, j])
+            for node in kernel.outputs:
+                self.store(b, node, values[node], broadcast_index(node.shape, anchor.shape), [i, j])
+
+        self._nest(b, (n, m), element)
+
+    def _operand(self, node: Node, names: tuple) -> tuple:
+        """(buffer node, index names per buffer axis) of a GEMM operand read maybe transposed."""
+        if node.op == "transpose":
+            return node.inputs[0], (names[1], names[0])
+        return node, names
+
+    def _read(
+        self, b: ir.IRBuilder, node: Node, names: tuple, named: dict, ty: ir.Type
+    ) -> ir.Value:
+        rows, cols = node.shape
+        offset = b.add(
+            b.mul(named[names[0]], self.size(b, cols), name="row"), named[names[1]], name="rc"
+        )
+        value = b.load(b.gep(self.pointer(b, node), [offset], name="at"), name="ld")
+        return scalar.convert(b, value, ty, "cv") if value.type != ty else value
+
+    def transpose(self, b: ir.IRBuilder, kernel: Kernel) -> None:
+        anchor = kernel.anchor
+        (source,) = anchor.inputs
+        axes = anchor.attrs["axes"]
+        position = kernel.nodes.index(anchor)
+        epilogue = kernel.nodes[position + 1 :]
+
+        def body(loops: list) -> None:
+            index = [None] * len(axes)
+            for out_axis, in_axis in enumerate(axes):
+                index[in_axis] = LOOP_VARS[out_axis]
+            values = {anchor: self.load(b, source, tuple(index), loops)}
+            self._statements(b, epilogue, values, anchor.shape, loops)
+            for node in kernel.outputs:
+                self.store(b, node, values[node], broadcast_index(node.shape, anchor.shape), loops)
+
+        self._nest(b, anchor.shape, body)
+
+
+__all__ = ["F32", "F64", "ModuleBuilder"]

@@ -1,0 +1,85 @@
+"""Small llvmlite helpers: types, counted loops, and sympy scalar expressions as IR."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from llvmlite import ir
+
+F32 = ir.FloatType()
+F64 = ir.DoubleType()
+I1 = ir.IntType(1)
+I8 = ir.IntType(8)
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+I8P = I8.as_pointer()
+
+TYPES = {"float32": F32, "float64": F64, "int32": I32, "int64": I64, "bool": I8}
+
+
+def llvm_type(dtype: str) -> ir.Type:
+    try:
+        return TYPES[dtype]
+    except KeyError:
+        raise NotImplementedError(f"llvm backend: dtype {dtype} is not supported yet") from None
+
+
+def is_float(ty: ir.Type) -> bool:
+    return isinstance(ty, (ir.FloatType, ir.DoubleType))
+
+
+@contextmanager
+def for_range(builder: ir.IRBuilder, count: ir.Value, name: str) -> Iterator[ir.Value]:
+    """for (i = 0; i < count; i++) { body }: yields i with the builder inside the body."""
+    function = builder.function
+    head = function.append_basic_block(f"{name}.head")
+    body = function.append_basic_block(f"{name}.body")
+    done = function.append_basic_block(f"{name}.done")
+    start = builder.block
+    builder.branch(head)
+    builder.position_at_end(head)
+    index = builder.phi(I64, name=name)
+    index.add_incoming(ir.Constant(I64, 0), start)
+    more = builder.icmp_signed("<", index, count, name=f"{name}.more")
+    builder.cbranch(more, body, done)
+    builder.position_at_end(body)
+    yield index
+    following = builder.add(index, ir.Constant(I64, 1), name=f"{name}.next", flags=["nsw"])
+    index.add_incoming(following, builder.block)
+    builder.branch(head)
+    builder.position_at_end(done)
+
+
+def convert(builder: ir.IRBuilder, value: ir.Value, to: ir.Type, name: str) -> ir.Value:
+    """numpy's astype between the scalar types graphc uses (bool is an i8 of 0 or 1)."""
+    src = value.type
+    if src == to:
+        return value
+    if src == I1:
+        return (
+            builder.zext(value, to, name=name)
+            if not is_float(to)
+            else builder.uitofp(value, to, name=name)
+        )
+    if is_float(src) and is_float(to):
+        if isinstance(to, ir.DoubleType):
+            return builder.fpext(value, to, name=name)
+        return builder.fptrunc(value, to, name=name)
+    if is_float(src):
+        if to == I8:  # to bool: nonzero
+            nonzero = builder.fcmp_unordered("!=", value, ir.Constant(src, 0.0), name=name)
+            return builder.zext(nonzero, I8, name=f"{name}.b")
+        return builder.fptosi(value, to, name=name)
+    if is_float(to):
+        if src == I8:
+            return builder.uitofp(value, to, name=name)
+        return builder.sitofp(value, to, name=name)
+    if to == I8:
+        nonzero = builder.icmp_signed("!=", value, ir.Constant(src, 0), name=name)
+        return builder.zext(nonzero, I8, name=f"{name}.b")
+    if src.width < to.width:
+        return (
+            builder.sext(value, to, name=name) if src != I8 else builder.zext(value, to, name=name)
+        )
+    return builder.trunc(value, to, name=name)

@@ -1,0 +1,80 @@
+"""backend="llvm": the kernels it compiles agree with the numpy backend, and what it cannot
+compile yet is a clear error at compile time."""
+
+import numpy as np
+import pytest
+
+import graphc as gc
+
+rng = np.random.default_rng(0)
+
+
+def agree(inputs, outputs, *arrays, rtol=1e-5):
+    fast = gc.compile(inputs, outputs, backend="llvm")
+    ref = gc.compile(inputs, outputs)
+    got, want = fast(*arrays), ref(*arrays)
+    if not isinstance(got, tuple):
+        got, want = (got,), (want,)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * max(1.0, np.max(np.abs(b))))
+    return fast
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_elementwise_kernels_with_broadcasting_and_symbolic_sizes(dtype):
+    N = gc.dim("N")
+    x = gc.input("x", (N, 5), dtype)
+    b = gc.input("b", (5,), dtype)
+    s = gc.input("s", (N, 1), dtype)
+    y = gc.maximum(x * 2.0 + b, 0.0) - gc.abs(x) / (1.0 + s * s) + gc.where(x > b, x, s)
+    y = y + gc.exp(-x * x) + gc.log(1.0 + x * x) + gc.tanh(x) + gc.sqrt(gc.abs(b))
+    for n in (1, 7):
+        args = [rng.standard_normal(shape).astype(dtype) for shape in ((n, 5), (5,), (n, 1))]
+        f = agree([x, b, s], y, *args)
+    assert "graphc_main" in f.source
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_reductions_with_prologue_and_epilogue(dtype):
+    x = gc.input("x", (6, 5), dtype)
+    b = gc.input("b", (5,), dtype)
+    outs = [
+        gc.mean((x - b) ** 2, axis=0),
+        gc.sum(x),
+        gc.max(x, axis=1, keepdims=True) * 3.0,
+        gc.sum(x * x, axis=(0, 1), keepdims=True) + 1.0,
+    ]
+    agree(
+        [x, b],
+        outs,
+        rng.standard_normal((6, 5)).astype(dtype),
+        rng.standard_normal(5).astype(dtype),
+    )
+
+
+def test_gemm_with_epilogue_and_transposed_operands():
+    x = gc.input("x", (7, 5))
+    W = gc.input("W", (5, 3))
+    h = gc.relu(x @ W + 1.0)
+    agree(
+        [x, W],
+        [h, x.T @ h, h @ W.T],
+        rng.standard_normal((7, 5)).astype(np.float32),
+        rng.standard_normal((5, 3)).astype(np.float32),
+    )
+
+
+def test_gradients_of_a_dense_layer_run_natively():
+    x = gc.input("x", (8, 4), "float64")
+    W = gc.param("W", (4, 3), seed=0, dtype="float64")
+    b = gc.param("b", (3,), init="zeros", dtype="float64")
+    loss = gc.mean(gc.tanh(x @ W + b) ** 2)
+    agree([x], [loss, *gc.grad(loss, [W, b])], rng.standard_normal((8, 4)), rtol=1e-12)
+
+
+def test_unsupported_kernels_are_a_clear_compile_error():
+    x = gc.input("x", (2, 3, 8))
+    y = gc.conv(x, gc.param("w", (4, 3, 3), seed=0), algo="direct")
+    with pytest.raises(NotImplementedError, match=r"llvm backend: kernel k\d+ \(library conv"):
+        gc.compile([x], y, backend="llvm")
