@@ -68,7 +68,10 @@ class LLVMExecutable:
         self.engine.finalize_object()
         address = self.engine.get_function_address("graphc_main")
         prototype = ctypes.CFUNCTYPE(
-            None, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)
+            None,
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.POINTER(ctypes.c_int64),
+            ctypes.POINTER(ctypes.c_int64),
         )
         self.main = prototype(address)
 
@@ -97,10 +100,15 @@ class LLVMExecutable:
         sizes = (ctypes.c_int64 * max(len(self.builder.size_list), 1))()
         for k, expr in enumerate(self.builder.size_list):
             sizes[k] = bindings.evaluate(expr)
-        try:
-            self.main(pointers, sizes)
-        except Exception as error:  # noqa: BLE001 - ctypes errors become ExecutionErrors
-            raise ExecutionError(f"llvm backend: {error}") from None
+        status = (ctypes.c_int64 * 1)()
+        self.main(pointers, sizes, status)
+        if status[0]:
+            kernel = self.kernels[status[0] - 1]
+            anchor = kernel.anchor
+            raise ExecutionError(
+                f"{anchor.op} (built at {anchor.where}): labels must lie in [0, K) "
+                f"(kernel {kernel.name} of the llvm backend met one outside)"
+            )
         return [self._value(root, arrays, bindings) for root in self.program.roots]
 
     def _value(self, node: Any, arrays: dict, bindings: Any) -> np.ndarray:

@@ -18,12 +18,20 @@ from __future__ import annotations
 import sympy
 from llvmlite import ir
 
-from backends.llvm import scalar
+from backends.llvm import ops, scalar
 from backends.llvm.irutil import F32, F64, I8P, I64, for_range, is_float, llvm_type
 from graphc.kernels import LOOP_VARS, Kernel, KernelProgram, broadcast_index
 from graphc.node import Node
 
 VOID = ir.VoidType()
+OP_KERNELS = {
+    "transpose": "transpose",
+    "softmax": "softmax",
+    "log_softmax": "softmax",
+    "logsumexp": "logsumexp",
+    "softmax_cross_entropy": "cross_entropy",
+    "one_hot": "one_hot",
+}
 
 
 class Math:
@@ -57,15 +65,17 @@ class ModuleBuilder:
         self.size_index: dict = {}
         self.size_list: list = []
         self.math = Math(self.module)
-        signature = ir.FunctionType(VOID, [I8P.as_pointer(), I64.as_pointer()])
+        signature = ir.FunctionType(VOID, [I8P.as_pointer(), I64.as_pointer(), I64.as_pointer()])
         self.signature = signature
         main = ir.Function(self.module, signature, name="graphc_main")
         builder = ir.IRBuilder(main.append_basic_block("entry"))
-        bufs, sizes = main.args
-        bufs.name, sizes.name = "bufs", "sizes"
-        for kernel in program.kernels:
+        bufs, sizes, status = main.args
+        bufs.name, sizes.name, status.name = "bufs", "sizes", "status"
+        self.kernel_number = 0
+        for number, kernel in enumerate(program.kernels):
+            self.kernel_number = number
             fn = self.kernel(kernel)
-            builder.call(fn, [bufs, sizes])
+            builder.call(fn, [bufs, sizes, status])
         builder.ret_void()
 
     # buffers and sizes ---------------------------------------------------------------------------
@@ -121,8 +131,8 @@ class ModuleBuilder:
             self.reduce(b, kernel)
         elif kernel.kind == "library" and kernel.anchor.op == "matmul":
             self.matmul(b, kernel)
-        elif kernel.kind == "op" and kernel.anchor.op == "transpose":
-            self.transpose(b, kernel)
+        elif kernel.kind == "op" and kernel.anchor.op in OP_KERNELS:
+            getattr(self, OP_KERNELS[kernel.anchor.op])(b, kernel)
         else:
             op = kernel.anchor.op if kernel.anchor is not None else kernel.kind
             raise NotImplementedError(
@@ -144,6 +154,22 @@ class ModuleBuilder:
                 level(k + 1, loops + [var])
 
         level(0, [])
+
+    def split(self, kernel: Kernel) -> tuple:
+        """(prologue, epilogue) of an anchored kernel: the members the anchor reads, and the
+        rest (in order; some may not depend on the anchor at all)."""
+        anchor = kernel.anchor
+        ancestors: set = set()
+        stack = list(anchor.inputs)
+        members = set(kernel.nodes)
+        while stack:
+            node = stack.pop()
+            if node in members and node not in ancestors:
+                ancestors.add(node)
+                stack.extend(node.inputs)
+        prologue = [n for n in kernel.nodes if n in ancestors]
+        epilogue = [n for n in kernel.nodes if n is not anchor and n not in ancestors]
+        return prologue, epilogue
 
     def _index(self, operand: Node, consumer: Node, domain: tuple) -> tuple:
         """The index of `operand` for elementwise statement `consumer` in a loop over domain."""
@@ -178,8 +204,7 @@ class ModuleBuilder:
 
     def reduce(self, b: ir.IRBuilder, kernel: Kernel) -> None:
         anchor = kernel.anchor
-        position = kernel.nodes.index(anchor)
-        prologue, epilogue = kernel.nodes[:position], kernel.nodes[position + 1 :]
+        prologue, epilogue = self.split(kernel)
         domain, axes = kernel.domain, kernel.reduce_axes
         keep = [k for k in range(len(domain)) if k not in axes]
         ty = llvm_type(anchor.dtype)
@@ -266,8 +291,7 @@ class ModuleBuilder:
                 f"{c.rank}-D, built at {anchor.where})"
             )
         ty = llvm_type(anchor.dtype)
-        position = kernel.nodes.index(anchor)
-        epilogue = kernel.nodes[position + 1 :]
+        epilogue = self.split(kernel)[1]
         n, m = anchor.shape
         k_size = a.shape[1]
         acc = b.alloca(ty, name="acc")
@@ -310,8 +334,7 @@ class ModuleBuilder:
         anchor = kernel.anchor
         (source,) = anchor.inputs
         axes = anchor.attrs["axes"]
-        position = kernel.nodes.index(anchor)
-        epilogue = kernel.nodes[position + 1 :]
+        epilogue = self.split(kernel)[1]
 
         def body(loops: list) -> None:
             index = [None] * len(axes)
@@ -323,6 +346,19 @@ class ModuleBuilder:
                 self.store(b, node, values[node], broadcast_index(node.shape, anchor.shape), loops)
 
         self._nest(b, anchor.shape, body)
+
+    # row-wise ops: backends/llvm/ops.py ---------------------------------------------------------
+    softmax = ops.softmax
+    logsumexp = ops.logsumexp
+    cross_entropy = ops.cross_entropy
+    one_hot = ops.one_hot
+
+    def fail(self, b: ir.IRBuilder, bad: ir.Value) -> None:
+        """Record in status[0] that this kernel met bad input (the runtime raises)."""
+        status = b.function.args[2]
+        code = ir.Constant(I64, self.kernel_number + 1)
+        old = b.load(status, name="status.old")
+        b.store(b.select(bad, code, old, name="status.new"), status)
 
 
 __all__ = ["F32", "F64", "ModuleBuilder"]

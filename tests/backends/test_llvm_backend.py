@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.models import mlp
 
 rng = np.random.default_rng(0)
 
@@ -71,6 +72,45 @@ def test_gradients_of_a_dense_layer_run_natively():
     b = gc.param("b", (3,), init="zeros", dtype="float64")
     loss = gc.mean(gc.tanh(x @ W + b) ** 2)
     agree([x], [loss, *gc.grad(loss, [W, b])], rng.standard_normal((8, 4)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_family_cross_entropy_and_one_hot(dtype):
+    z = gc.input("z", (5, 4), dtype)
+    t = gc.input("t", (5,), "int32")
+    q = gc.input("q", (5, 4), dtype)
+    outs = [
+        gc.softmax(z),
+        gc.log_softmax(z, 0),
+        gc.logsumexp(z, 1),
+        gc.logsumexp(z, keepdims=True),
+        gc.softmax_cross_entropy(z, t),
+        gc.softmax_cross_entropy(z, t, label_smoothing=0.1),
+        gc.softmax_cross_entropy(z, q, label_smoothing=0.2),
+        gc.one_hot(t, 4) * 2.0,
+    ]
+    logits = rng.standard_normal((5, 4)).astype(dtype) * 5
+    logits[0] = [1e4, -1e4, 0, 3]  # extreme logits stay finite, as in the numpy reference
+    labels = rng.integers(0, 4, 5).astype(np.int32)
+    f = agree([z, t, q], outs, logits, labels, rng.random((5, 4)).astype(dtype))
+    with pytest.raises(gc.ExecutionError, match=r"labels must lie in \[0, K\)"):
+        f(logits, np.array([0, 1, 2, 3, 9], np.int32), rng.random((5, 4)).astype(dtype))
+
+
+def test_the_mlp_training_step_runs_natively_and_trains_like_numpy():
+    xs = rng.random((64, 784)).astype(np.float32)
+    ts = rng.integers(0, 10, 64).astype(np.int32)
+    finals = {}
+    for backend in ("numpy", "llvm"):
+        model = mlp((784, 16, 16, 10))
+        grads = gc.grad(model.loss, model.params)
+        updates = {p: p - 0.1 * g for p, g in zip(model.params, grads)}
+        f = gc.compile([model.x, model.t], model.loss, updates=updates, backend=backend)
+        losses = [float(f(xs, ts)) for _ in range(5)]
+        finals[backend] = (losses, [p.value.copy() for p in model.params])
+    np.testing.assert_allclose(finals["llvm"][0], finals["numpy"][0], rtol=1e-5)
+    for a, b in zip(finals["llvm"][1], finals["numpy"][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_unsupported_kernels_are_a_clear_compile_error():

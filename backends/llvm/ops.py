@@ -1,0 +1,205 @@
+"""Row-wise op kernels of the LLVM backend: softmax, log_softmax, logsumexp, softmax
+cross-entropy and one_hot, each followed by its kernel's elementwise epilogue.
+
+They are methods of codegen.ModuleBuilder (`self`), written as functions here to keep
+codegen.py short. Each computes, per row, the max, the sum of exp(x - max) and then the
+result, as the numpy references do (subtracting the max first, so exp never overflows).
+Labels outside [0, K) set the kernel's status flag, and the runtime raises.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from backends.llvm.irutil import I64, convert, for_range, is_float, llvm_type
+from backends.llvm.scalar import Emitter
+from graphc.kernels import LOOP_VARS, Kernel, broadcast_index
+
+
+def _math(self, b: ir.IRBuilder, ty: ir.Type) -> Emitter:  # noqa: ANN001
+    return Emitter(b, ty, {}, self.math)
+
+
+def _finish(self, b: ir.IRBuilder, kernel: Kernel, value: ir.Value, loops: list) -> None:  # noqa: ANN001
+    """Run the kernel's epilogue on the anchor's value at `loops` and store the outputs."""
+    anchor = kernel.anchor
+    epilogue = self.split(kernel)[1]
+    values = {anchor: value}
+    self._statements(b, epilogue, values, anchor.shape, loops)
+    for node in kernel.outputs:
+        self.store(b, node, values[node], broadcast_index(node.shape, anchor.shape), loops)
+
+
+def _row_stats(self, b, source, axes, outer, keep, ty):  # noqa: ANN001, ANN202
+    """(max, sum of exp(x - max)) over `axes` of `source` at the kept loop variables `outer`."""
+    math = _math(self, b, ty)
+    rank = source.rank
+    top = b.alloca(ty, name="top")
+    total = b.alloca(ty, name="total")
+    b.store(ir.Constant(ty, float("-inf")), top)
+    b.store(ir.Constant(ty, 0.0), total)
+    index = tuple(LOOP_VARS[:rank])
+
+    def full(inner: list) -> list:
+        loops = [None] * rank
+        for k, var in zip(keep, outer):
+            loops[k] = var
+        for k, var in zip(axes, inner):
+            loops[k] = var
+        return loops
+
+    def read(inner: list) -> ir.Value:
+        return convert(b, self.load(b, source, index, full(inner)), ty, "x")
+
+    extent = tuple(source.shape[k] for k in axes)
+    self._nest(
+        b,
+        extent,
+        lambda inner: b.store(math.call("maximum", b.load(top, name="m"), read(inner)), top),
+        "a",
+    )
+    m = b.load(top, name="max")
+
+    def add_exp(inner: list) -> None:
+        shifted = b.fsub(read(inner), m, name="shifted")
+        b.store(b.fadd(b.load(total, name="s"), math.call("exp", shifted), name="acc"), total)
+
+    self._nest(b, extent, add_exp, "e")
+    return m, b.load(total, name="sum"), full, read
+
+
+def softmax(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    anchor = kernel.anchor
+    (source,) = anchor.inputs
+    axis = anchor.attrs["axis"]
+    ty = llvm_type(anchor.dtype)
+    keep = [k for k in range(source.rank) if k != axis]
+    math = _math(self, b, ty)
+
+    def row(outer: list) -> None:
+        m, s, full, read = _row_stats(self, b, source, [axis], outer, keep, ty)
+        log_s = math.call("log", s) if anchor.op == "log_softmax" else None
+
+        def write(inner: list) -> None:
+            shifted = b.fsub(read(inner), m, name="shifted")
+            if anchor.op == "log_softmax":
+                value = b.fsub(shifted, log_s, name="logp")
+            else:
+                value = b.fdiv(math.call("exp", shifted), s, name="p")
+            _finish(self, b, kernel, value, full(inner))
+
+        self._nest(b, (source.shape[axis],), write, "w")
+
+    self._nest(b, tuple(source.shape[k] for k in keep), row, "o")
+
+
+def logsumexp(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    anchor = kernel.anchor
+    (source,) = anchor.inputs
+    axes = list(anchor.attrs["axes"])
+    ty = llvm_type(anchor.dtype)
+    keep = [k for k in range(source.rank) if k not in axes]
+    math = _math(self, b, ty)
+
+    def row(outer: list) -> None:
+        m, s, _, _ = _row_stats(self, b, source, axes, outer, keep, ty)
+        finite = b.fcmp_ordered(
+            "<", math.call("fabs", m), ir.Constant(ty, float("inf")), name="finite"
+        )
+        shift = b.select(finite, m, ir.Constant(ty, 0.0), name="shift")  # all -inf: log(0) = -inf
+        value = b.fadd(math.call("log", s), shift, name="lse")
+        _finish(self, b, kernel, value, self._output_loops(anchor, outer, keep))
+
+    self._nest(b, tuple(source.shape[k] for k in keep), row, "o")
+
+
+def _label(self, b, labels, outer, classes):  # noqa: ANN001, ANN202
+    """The int label at `outer` as an i64, clamped into [0, K) after flagging a bad one."""
+    raw = self.load(b, labels, tuple(LOOP_VARS[: labels.rank]), outer)
+    label = convert(b, raw, I64, "label")
+    bad = b.or_(
+        b.icmp_signed("<", label, ir.Constant(I64, 0), name="below"),
+        b.icmp_signed(">=", label, classes, name="above"),
+        name="bad",
+    )
+    self.fail(b, bad)
+    return b.select(bad, ir.Constant(I64, 0), label, name="safe")
+
+
+def cross_entropy(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    # loss = sum_j q'_j (logZ - z_j), q' = (1 - e) q + e / K, logZ = max + log(sum exp(z - max))
+    anchor = kernel.anchor
+    logits, target = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+    last = logits.rank - 1
+    keep = list(range(last))
+    eps = anchor.attrs["label_smoothing"]
+    math = _math(self, b, ty)
+    classes = self.size(b, logits.shape[last])
+
+    def row(outer: list) -> None:
+        m, s, full, read = _row_stats(self, b, logits, [last], outer, keep, ty)
+        log_z = b.fadd(m, math.call("log", s), name="logz")
+        total = b.alloca(ty, name="loss.acc")
+        b.store(ir.Constant(ty, 0.0), total)
+        k_float = b.sitofp(classes, ty, name="k")
+        spread = b.fdiv(ir.Constant(ty, eps), k_float, name="spread")
+        if is_float(llvm_type(target.dtype)):
+
+            def add(inner: list) -> None:
+                loops = full(inner)
+                q = convert(
+                    b, self.load(b, target, tuple(LOOP_VARS[: target.rank]), loops), ty, "q"
+                )
+                q = b.fadd(b.fmul(ir.Constant(ty, 1.0 - eps), q, name="qs"), spread, name="q2")
+                term = b.fmul(q, b.fsub(log_z, read(inner), name="nll"), name="term")
+                b.store(b.fadd(b.load(total, name="t"), term, name="tsum"), total)
+
+            self._nest(b, (logits.shape[last],), add, "q")
+            value = b.load(total, name="loss")
+        else:
+            label = _label(self, b, target, outer, classes)
+            picked = convert(
+                b,
+                self.load(b, logits, tuple(LOOP_VARS[: logits.rank]), list(outer) + [label]),
+                ty,
+                "zt",
+            )
+            value = b.fmul(
+                ir.Constant(ty, 1.0 - eps), b.fsub(log_z, picked, name="nll"), name="main"
+            )
+            if eps:
+
+                def add(inner: list) -> None:
+                    b.store(b.fadd(b.load(total, name="t"), read(inner), name="zsum"), total)
+
+                self._nest(b, (logits.shape[last],), add, "z")
+                mean_nll = b.fsub(
+                    log_z, b.fdiv(b.load(total, name="sz"), k_float, name="zm"), name="mnll"
+                )
+                value = b.fadd(
+                    value, b.fmul(ir.Constant(ty, eps), mean_nll, name="smooth"), name="loss"
+                )
+        _finish(self, b, kernel, value, list(outer))
+
+    self._nest(b, tuple(logits.shape[k] for k in keep), row, "o")
+
+
+def one_hot(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    anchor = kernel.anchor
+    (labels,) = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+    depth = ir.Constant(I64, anchor.attrs["depth"])
+
+    def element(outer: list) -> None:
+        label = _label(self, b, labels, outer, depth)
+        with for_range(b, depth, "c") as c:
+            hit = b.icmp_signed("==", label, c, name="hit")
+            one, zero = (
+                (ir.Constant(ty, 1.0), ir.Constant(ty, 0.0))
+                if is_float(ty)
+                else (ir.Constant(ty, 1), ir.Constant(ty, 0))
+            )
+            _finish(self, b, kernel, b.select(hit, one, zero, name="onehot"), list(outer) + [c])
+
+    self._nest(b, labels.shape, element, "o")
