@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from llvmlite import binding as llvm
 
-from backends.llvm.codegen import ModuleBuilder
+from backends.llvm.codegen import BOUNDS, ModuleBuilder
+from backends.llvm.shape_ops import INDEX
 from graphc.backend import ExecutionError, Program, register_backend
 
 _init_lock = threading.Lock()
@@ -36,6 +37,12 @@ def _target_machine() -> llvm.TargetMachine:
     return target.create_target_machine(
         cpu=llvm.get_host_cpu_name(), features=features, opt=3, codemodel="jitdefault"
     )
+
+
+def _c_order(array: Any) -> np.ndarray:
+    """The array, row-major (copied only if it is not); unlike np.ascontiguousarray, a 0-d
+    array stays 0-d."""
+    return np.asarray(array, order="C")
 
 
 class LLVMExecutable:
@@ -66,6 +73,9 @@ class LLVMExecutable:
             print(f"[graphc] assembly:\n{self.tm.emit_assembly(parsed)}")
         self.engine = llvm.create_mcjit_compiler(parsed, self.tm)
         self.engine.finalize_object()
+        gemm = getattr(built, "gemm_state", None)  # BLAS pointers into their globals
+        if gemm is not None:
+            gemm.link(self.engine)
         address = self.engine.get_function_address("graphc_main")
         prototype = ctypes.CFUNCTYPE(
             None,
@@ -84,12 +94,12 @@ class LLVMExecutable:
         for buffer in buffers:
             node = buffer.node
             if buffer.kind == "input":
-                arrays[node] = np.ascontiguousarray(feeds[node])
+                arrays[node] = _c_order(feeds[node])
             elif buffer.kind == "param":
-                arrays[node] = np.ascontiguousarray(node.attrs["state"].value)
+                arrays[node] = _c_order(node.attrs["state"].value)
             elif buffer.kind == "constant":
                 value = node.attrs["value"].array
-                arrays[node] = np.ascontiguousarray(np.broadcast_to(value, value.shape))
+                arrays[node] = _c_order(value)
             elif buffer.kind == "temp":
                 shape = bindings.evaluate_shape(node.shape)
                 arrays[node] = np.empty(shape, dtype=node.dtype)
@@ -100,16 +110,32 @@ class LLVMExecutable:
         sizes = (ctypes.c_int64 * max(len(self.builder.size_list), 1))()
         for k, expr in enumerate(self.builder.size_list):
             sizes[k] = bindings.evaluate(expr)
-        status = (ctypes.c_int64 * 1)()
+        status = (ctypes.c_int64 * 2)()
         self.main(pointers, sizes, status)
         if status[0]:
-            kernel = self.kernels[status[0] - 1]
-            anchor = kernel.anchor
-            raise ExecutionError(
-                f"{anchor.op} (built at {anchor.where}): labels must lie in [0, K) "
-                f"(kernel {kernel.name} of the llvm backend met one outside)"
-            )
+            raise self._failure(status[0] - 1, status[1])
         return [self._value(root, arrays, bindings) for root in self.program.roots]
+
+    def _failure(self, number: int, kind: int) -> ExecutionError:
+        kernel = self.kernels[number]
+        anchor = kernel.anchor if kernel.anchor is not None else kernel.nodes[-1]
+        where = f"{anchor.op} (built at {anchor.where})"
+        if kind == BOUNDS:
+            return ExecutionError(
+                f"{where}: kernel {kernel.name} of the llvm backend indexed outside a buffer "
+                f"(caught by GRAPHC_BOUNDS_CHECK=1); this is a graphc bug: please report it"
+            )
+        if kind == INDEX:
+            what = (
+                f"cannot {anchor.attrs['mode']}-pad an empty axis"
+                if anchor.op in ("pad", "pad_grad")
+                else "an index is out of range for its axis"
+            )
+            return ExecutionError(f"{where}: {what} (kernel {kernel.name} of the llvm backend)")
+        return ExecutionError(
+            f"{where}: labels must lie in [0, K) (kernel {kernel.name} of the llvm backend "
+            f"met one outside)"
+        )
 
     def _value(self, node: Any, arrays: dict, bindings: Any) -> np.ndarray:
         if node in arrays:
@@ -122,7 +148,9 @@ class LLVMExecutable:
         return arrays[source].reshape(bindings.evaluate_shape(node.shape))
 
     def explain(self) -> str:
-        return f"backend llvm: {self.kernel_program.describe()}"
+        text = f"backend llvm: {self.kernel_program.describe()}"
+        gemm = getattr(self.builder, "gemm_state", None)
+        return text + "\n" + gemm.describe() if gemm is not None else text
 
 
 def build(program: Program) -> LLVMExecutable:

@@ -8,22 +8,26 @@ entered once per call. Loops come from irutil.for_range; loads and stores index
 row-major buffers with the affine indices of the kernel IR.
 
 Kernels lowered so far: elementwise, reductions (sum, mean, max) with prologue and
-epilogue, 2-D matmul (a naive loop nest; operands may be read transposed) with an
-epilogue, transpose. Anything else raises NotImplementedError at compile time, naming
-the kernel and op.
+epilogue, matmul with np.matmul's semantics (backends/llvm/gemm.py: BLAS or a generated
+tiled GEMM; operands may be read transposed) with an epilogue, transpose. Anything else
+raises NotImplementedError at compile time, naming the kernel and op.
 """
 
 from __future__ import annotations
 
+import os
+
 import sympy
 from llvmlite import ir
 
-from backends.llvm import ops, scalar
+from backends.llvm import gemm, ops, scalar, shape_ops
 from backends.llvm.irutil import F32, F64, I8P, I64, for_range, is_float, llvm_type
 from graphc.kernels import LOOP_VARS, Kernel, KernelProgram, broadcast_index
 from graphc.node import Node
 
 VOID = ir.VoidType()
+LABELS, BOUNDS = 1, 2  # the kinds of failure a kernel reports in status[1]
+BOUNDS_CHECK = os.environ.get("GRAPHC_BOUNDS_CHECK", "0") not in ("", "0")
 OP_KERNELS = {
     "transpose": "transpose",
     "softmax": "softmax",
@@ -31,6 +35,14 @@ OP_KERNELS = {
     "logsumexp": "logsumexp",
     "softmax_cross_entropy": "cross_entropy",
     "one_hot": "one_hot",
+    "pad": "pad",
+    "pad_grad": "pad_grad",
+    "slice": "slice_",
+    "slice_grad": "slice_grad",
+    "concat": "concat",
+    "take": "take",
+    "take_grad": "take_grad",
+    "mse": "mse",
 }
 
 
@@ -111,14 +123,32 @@ class ModuleBuilder:
         return total
 
     def load(self, b: ir.IRBuilder, node: Node, index: tuple, loops: list) -> ir.Value:
-        ptr = b.gep(self.pointer(b, node), [self.offset(b, node.shape, index, loops)], name="at")
+        offset = self.checked(b, node, self.offset(b, node.shape, index, loops))
+        ptr = b.gep(self.pointer(b, node), [offset], name="at")
         return b.load(ptr, name="ld")
 
     def store(
         self, b: ir.IRBuilder, node: Node, value: ir.Value, index: tuple, loops: list
     ) -> None:
-        ptr = b.gep(self.pointer(b, node), [self.offset(b, node.shape, index, loops)], name="at")
+        offset = self.checked(b, node, self.offset(b, node.shape, index, loops))
+        ptr = b.gep(self.pointer(b, node), [offset], name="at")
         b.store(value, ptr)
+
+    def checked(self, b: ir.IRBuilder, node: Node, offset: ir.Value) -> ir.Value:
+        """With GRAPHC_BOUNDS_CHECK=1: flag an offset outside node's buffer (the runtime raises
+        naming the kernel) and use 0 instead, so generated code never touches other memory."""
+        if not BOUNDS_CHECK:
+            return offset
+        count = ir.Constant(I64, 1)
+        for d in node.shape:
+            count = b.mul(count, self.size(b, d), name="numel")
+        outside = b.or_(
+            b.icmp_signed("<", offset, ir.Constant(I64, 0), name="below"),
+            b.icmp_signed(">=", offset, count, name="beyond"),
+            name="outside",
+        )
+        self.fail(b, outside, BOUNDS)
+        return b.select(outside, ir.Constant(I64, 0), offset, name="inside")
 
     # kernels --------------------------------------------------------------------------------
     def kernel(self, kernel: Kernel) -> ir.Function:
@@ -191,14 +221,47 @@ class ModuleBuilder:
                     args.append(self.load(b, i, self._index(i, node, domain), loops))
             values[node] = scalar.lower(b, node, args, self.math, lambda e: self.size(b, e))
 
+    def evaluator(self, b: ir.IRBuilder, nodes: list, known: dict, root_index, loops: list):  # noqa: ANN001, ANN201
+        """(get, own): get(node, index) is the IR value of elementwise statement `node` (or a
+        load, or a value in `known`) at `index`, computed on demand with each operand at its
+        own index (broadcasting and unit reshapes change ranks inside a kernel); own[n] is
+        the index n is needed at: from its first consumer among `nodes`, else root_index(n)."""
+        members = set(nodes)
+        first: dict = {}
+        for n in nodes:
+            for i in n.inputs:
+                if i in members:
+                    first.setdefault(i, n)
+        own: dict = {}
+        for n in reversed(nodes):
+            c = first.get(n)
+            own[n] = root_index(n) if c is None else ops.operand_index(c, n, own[c])
+        cache: dict = {}
+
+        def get(node: Node, index: tuple) -> ir.Value:
+            if node in known:
+                return known[node]
+            key = (node, ops._normal(node.shape, index))
+            if key not in cache:
+                if node in members:
+                    args = [get(i, ops.operand_index(node, i, index)) for i in node.inputs]
+                    size = lambda e: self.size(b, e)  # noqa: E731
+                    cache[key] = scalar.lower(b, node, args, self.math, size)
+                else:
+                    cache[key] = self.load(b, node, key[1], loops)
+            return cache[key]
+
+        return get, own
+
     def elementwise(self, b: ir.IRBuilder, kernel: Kernel) -> None:
         domain = kernel.domain
 
         def body(loops: list) -> None:
-            values: dict = {}
-            self._statements(b, kernel.nodes, values, domain, loops)
+            root = lambda n: broadcast_index(n.shape, domain)  # noqa: E731
+            get, own = self.evaluator(b, kernel.nodes, {}, root, loops)
             for node in kernel.outputs:
-                self.store(b, node, values[node], broadcast_index(node.shape, domain), loops)
+                index = ops._normal(node.shape, own[node])
+                self.store(b, node, get(node, index), index, loops)
 
         self._nest(b, domain, body)
 
@@ -229,15 +292,12 @@ class ModuleBuilder:
                     loops[k] = var
                 for k, var in zip(axes, inner):
                     loops[k] = var
-                values: dict = {}
-                self._statements(b, prologue, values, domain, loops)
+                root = lambda n: broadcast_index(n.shape, domain)  # noqa: E731
+                get, own = self.evaluator(b, prologue, {}, root, loops)
                 for node in outputs_early:
-                    self.store(b, node, values[node], broadcast_index(node.shape, domain), loops)
-                v = (
-                    values[source]
-                    if source in values
-                    else self.load(b, source, broadcast_index(source.shape, domain), loops)
-                )
+                    index = ops._normal(node.shape, own[node])
+                    self.store(b, node, get(node, index), index, loops)
+                v = get(source, broadcast_index(source.shape, domain))
                 v = scalar.convert(b, v, ty, "v") if v.type != ty else v
                 old = b.load(acc, name="old")
                 if anchor.op == "max":
@@ -262,14 +322,19 @@ class ModuleBuilder:
                     count = b.mul(count, self.size(b, domain[k]), name="count")
                 total = b.fdiv(total, b.sitofp(count, ty, name="n"), name="mean")
             out_loops = self._output_loops(anchor, outer, keep)
-            values = {anchor: total}
             out_domain = anchor.shape
-            self._statements(b, epilogue, values, out_domain, out_loops)
+            # the epilogue may also read prologue values: they are recomputed at its index
+            def root(n: Node) -> tuple:  # prologue-only nodes are never asked for here
+                if n.rank > len(out_domain):
+                    return tuple(LOOP_VARS[: n.rank])
+                return broadcast_index(n.shape, out_domain)
+
+            get, own = self.evaluator(b, prologue + epilogue, {anchor: total}, root, out_loops)
             for node in kernel.outputs:
-                if node in values and node not in outputs_early:
-                    self.store(
-                        b, node, values[node], broadcast_index(node.shape, out_domain), out_loops
-                    )
+                if node in outputs_early:
+                    continue
+                index = ops._normal(node.shape, own[node] if node in own else root(node))
+                self.store(b, node, get(node, index), index, out_loops)
 
         self._nest(b, tuple(domain[k] for k in keep), outer_body, name="o")
 
@@ -282,53 +347,8 @@ class ModuleBuilder:
             loops[k] = var
         return loops
 
-    def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:
-        anchor = kernel.anchor
-        a, c = anchor.inputs
-        if a.rank != 2 or c.rank != 2:
-            raise NotImplementedError(
-                f"llvm backend: kernel {kernel.name}: only 2-D matmul so far (got {a.rank}-D @ "
-                f"{c.rank}-D, built at {anchor.where})"
-            )
-        ty = llvm_type(anchor.dtype)
-        epilogue = self.split(kernel)[1]
-        n, m = anchor.shape
-        k_size = a.shape[1]
-        acc = b.alloca(ty, name="acc")
-        operand_a, index_a = self._operand(a, ("i", "k"))
-        operand_c, index_c = self._operand(c, ("k", "j"))
-
-        def element(loops: list) -> None:
-            i, j = loops
-            b.store(ir.Constant(ty, 0.0), acc)
-            with for_range(b, self.size(b, k_size), "k") as k:
-                named = {"i": i, "j": j, "k": k}
-                x = self._read(b, operand_a, index_a, named, ty)
-                y = self._read(b, operand_c, index_c, named, ty)
-                prod = b.fmul(x, y, name="prod")
-                b.store(b.fadd(b.load(acc, name="old"), prod, name="dot", flags=["contract"]), acc)
-            values = {anchor: b.load(acc, name="c")}
-            self._statements(b, epilogue, values, anchor.shape, [i, j])
-            for node in kernel.outputs:
-                self.store(b, node, values[node], broadcast_index(node.shape, anchor.shape), [i, j])
-
-        self._nest(b, (n, m), element)
-
-    def _operand(self, node: Node, names: tuple) -> tuple:
-        """(buffer node, index names per buffer axis) of a GEMM operand read maybe transposed."""
-        if node.op == "transpose":
-            return node.inputs[0], (names[1], names[0])
-        return node, names
-
-    def _read(
-        self, b: ir.IRBuilder, node: Node, names: tuple, named: dict, ty: ir.Type
-    ) -> ir.Value:
-        rows, cols = node.shape
-        offset = b.add(
-            b.mul(named[names[0]], self.size(b, cols), name="row"), named[names[1]], name="rc"
-        )
-        value = b.load(b.gep(self.pointer(b, node), [offset], name="at"), name="ld")
-        return scalar.convert(b, value, ty, "cv") if value.type != ty else value
+    # GEMM (batched, transposed operands, BLAS or generated), then the epilogue: gemm.py
+    matmul = gemm.matmul
 
     def transpose(self, b: ir.IRBuilder, kernel: Kernel) -> None:
         anchor = kernel.anchor
@@ -352,13 +372,26 @@ class ModuleBuilder:
     logsumexp = ops.logsumexp
     cross_entropy = ops.cross_entropy
     one_hot = ops.one_hot
+    # data movement and losses: backends/llvm/shape_ops.py
+    pad = shape_ops.pad
+    pad_grad = shape_ops.pad_grad
+    slice_ = shape_ops.slice_
+    slice_grad = shape_ops.slice_grad
+    concat = shape_ops.concat
+    take = shape_ops.take
+    take_grad = shape_ops.take_grad
+    mse = shape_ops.mse
 
-    def fail(self, b: ir.IRBuilder, bad: ir.Value) -> None:
-        """Record in status[0] that this kernel met bad input (the runtime raises)."""
+    def fail(self, b: ir.IRBuilder, bad: ir.Value, kind: int = LABELS) -> None:
+        """Record in status (kernel number + 1, kind) that this kernel met bad input or, with
+        bounds checks, an index outside a buffer; the runtime raises."""
         status = b.function.args[2]
         code = ir.Constant(I64, self.kernel_number + 1)
         old = b.load(status, name="status.old")
         b.store(b.select(bad, code, old, name="status.new"), status)
+        slot = b.gep(status, [ir.Constant(I64, 1)], name="status.kind")
+        old_kind = b.load(slot, name="kind.old")
+        b.store(b.select(bad, ir.Constant(I64, kind), old_kind, name="kind.new"), slot)
 
 
 __all__ = ["F32", "F64", "ModuleBuilder"]

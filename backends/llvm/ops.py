@@ -9,8 +9,10 @@ Labels outside [0, K) set the kernel's status flag, and the runtime raises.
 
 from __future__ import annotations
 
+import sympy
 from llvmlite import ir
 
+from backends.llvm import scalar
 from backends.llvm.irutil import I64, convert, for_range, is_float, llvm_type
 from backends.llvm.scalar import Emitter
 from graphc.kernels import LOOP_VARS, Kernel, broadcast_index
@@ -21,13 +23,68 @@ def _math(self, b: ir.IRBuilder, ty: ir.Type) -> Emitter:  # noqa: ANN001
 
 
 def _finish(self, b: ir.IRBuilder, kernel: Kernel, value: ir.Value, loops: list) -> None:  # noqa: ANN001
-    """Run the kernel's epilogue on the anchor's value at `loops` and store the outputs."""
+    """Run the kernel's epilogue on the anchor's value at `loops` and store the outputs.
+
+    Epilogue statements may differ from the anchor's shape by size-1 axes (a unit reshape
+    inserts or drops them) and by broadcasting, so each statement is evaluated at its own
+    index, derived from its consumer's: the sinks of the epilogue (the statements nothing
+    in the kernel reads) have the anchor's shape and take the loop variables as they are."""
     anchor = kernel.anchor
     epilogue = self.split(kernel)[1]
-    values = {anchor: value}
-    self._statements(b, epilogue, values, anchor.shape, loops)
+    members = set(epilogue)
+    first_consumer: dict = {}
+    for node in epilogue:
+        for i in node.inputs:
+            if i in members:
+                first_consumer.setdefault(i, node)
+    own: dict = {}
+    for node in reversed(epilogue):  # consumers before their operands
+        consumer = first_consumer.get(node)
+        if consumer is None:
+            own[node] = broadcast_index(node.shape, anchor.shape)
+        else:
+            own[node] = operand_index(consumer, node, own[consumer])
+    anchor_index = tuple(LOOP_VARS[: anchor.rank])
+    cache = {(anchor, _normal(anchor.shape, anchor_index)): value}
+
+    def get(node, index: tuple) -> ir.Value:  # noqa: ANN001
+        key = (node, _normal(node.shape, index))
+        if key in cache:
+            return cache[key]
+        if node is anchor:
+            raise NotImplementedError(
+                f"llvm backend: kernel {kernel.name}: its epilogue reads {anchor.op} at "
+                f"{key[1]}, not where the loop computes it"
+            )
+        if node in members:
+            args = [get(i, operand_index(node, i, index)) for i in node.inputs]
+            found = scalar.lower(b, node, args, self.math, lambda e: self.size(b, e))
+        else:
+            found = self.load(b, node, key[1], loops)
+        cache[key] = found
+        return found
+
     for node in kernel.outputs:
-        self.store(b, node, values[node], broadcast_index(node.shape, anchor.shape), loops)
+        index = anchor_index if node is anchor else own[node]
+        self.store(b, node, get(node, index), _normal(node.shape, index), loops)
+
+
+def _normal(shape: tuple, index: tuple) -> tuple:
+    """`index` with 0 on the size-1 axes (where any loop variable is 0)."""
+    return tuple(sympy.Integer(0) if d == 1 else i for d, i in zip(shape, index))
+
+
+def operand_index(consumer, operand, index: tuple) -> tuple:  # noqa: ANN001
+    """The index of `operand` of elementwise statement `consumer` evaluated at `index` (a
+    tuple of loop variables or 0 per axis of consumer): the same elements for a unit
+    reshape, numpy's right-aligned broadcasting otherwise."""
+    if consumer.op == "reshape":
+        kept = [i for i, d in zip(index, consumer.shape) if d != 1]
+        return tuple(sympy.Integer(0) if d == 1 else kept.pop(0) for d in operand.shape)
+    offset = len(index) - operand.rank
+    return tuple(
+        sympy.Integer(0) if d == 1 else index[offset + k] for k, d in enumerate(operand.shape)
+    )
 
 
 def _row_stats(self, b, source, axes, outer, keep, ty):  # noqa: ANN001, ANN202

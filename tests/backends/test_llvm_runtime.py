@@ -1,0 +1,70 @@
+"""The llvm backend's runtime: one compiled function for every batch size, and several
+Python threads calling it at once each get their own correct results."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import graphc as gc
+
+rng = np.random.default_rng(0)
+
+
+def test_one_compiled_function_serves_every_batch_size():
+    N = gc.dim("N")
+    x = gc.input("x", (N, 3))
+    W = gc.param("W", (3, 2), seed=0)
+    y = gc.softmax(gc.tanh(x @ W) * 2.0)
+    f = gc.compile([x], y, backend="llvm")
+    ref = gc.compile([x], y)
+    for n in (1, 5, 64, 3):
+        xs = rng.standard_normal((n, 3)).astype(np.float32)
+        np.testing.assert_allclose(f(xs), ref(xs), rtol=1e-6)
+
+
+def test_four_threads_calling_one_function_get_correct_results():
+    N = gc.dim("N")
+    x = gc.input("x", (N, 16))
+    W = gc.param("W", (16, 8), seed=1)
+    y = gc.logsumexp(gc.relu(x @ W) - x[:, :8], axis=1)
+    f = gc.compile([x], y, backend="llvm")
+    ref = gc.compile([x], y)
+    inputs = [rng.standard_normal((n, 16)).astype(np.float32) for n in (3, 50, 7, 200)]
+    expected = [ref(xs) for xs in inputs]
+    errors = []
+
+    def hammer(k: int) -> None:
+        for _ in range(200):
+            got = f(inputs[k])
+            if got.shape != expected[k].shape or not np.allclose(got, expected[k], rtol=1e-5):
+                errors.append((k, got))
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_bounds_check_mode_traps_an_index_outside_a_buffer(monkeypatch):
+    from llvmlite import ir
+
+    from backends.llvm import codegen
+
+    monkeypatch.setattr(codegen, "BOUNDS_CHECK", True)
+    x = gc.input("x", (4, 3))
+    y = gc.exp(x) + 1.0
+    ok = gc.compile([x], y, backend="llvm")  # correct code passes the checks
+    xs = rng.standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_allclose(ok(xs), np.exp(xs) + 1.0, rtol=1e-6)
+    original = codegen.ModuleBuilder.offset
+
+    def off_by_one(self, b, shape, index, loops):  # a deliberately wrong index
+        return b.add(original(self, b, shape, index, loops), ir.Constant(codegen.I64, 1))
+
+    monkeypatch.setattr(codegen.ModuleBuilder, "offset", off_by_one)
+    broken = gc.compile([x], y, backend="llvm")
+    with pytest.raises(gc.ExecutionError, match=r"kernel k0 .* indexed outside a buffer"):
+        broken(xs)
