@@ -21,6 +21,7 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads OpenBLAS
 
 import numpy as np
+from llvmlite import binding as llvm
 
 import graphc as gc
 from backends.llvm import gemm
@@ -55,7 +56,7 @@ def main() -> int:
     print(
         f"GEMM GFLOP/s, best of runs, 1 thread (OPENBLAS_NUM_THREADS="
         f"{os.environ['OPENBLAS_NUM_THREADS']}); generated tiles {tiling.mr}x{tiling.nr}, "
-        f"vectors of {tiling.vl} floats, kc {tiling.kc}"
+        f"vectors of {tiling.vl} floats, kc {tiling.kc}; host CPU {llvm.get_host_cpu_name()}"
     )
     if gemm.blas_routines() is None:
         print("scipy is not installed: the BLAS path falls back to the generated GEMM")
@@ -83,6 +84,13 @@ def main() -> int:
             f"{label:<26}{rates[0] / 1e9:>9.1f}{rates[1] / 1e9:>11.1f}{rates[2] / 1e9:>11.1f}"
             f"  {rates[2] / rates[0]:>8.2f}x"
         )
+    tiny = gc.input("tiny", (1, 1))
+    plus_one = gc.compile([tiny], tiny + 1.0, backend="llvm")
+    overhead = best_time(plus_one, np.ones((1, 1), np.float32))
+    print(
+        f"(the graphc columns include a compiled Function's per-call overhead, {overhead * 1e6:.0f}"
+        f" us for a 1 x 1 elementwise function: it dominates the small shapes)"
+    )
     return 0
 
 

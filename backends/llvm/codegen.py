@@ -154,6 +154,8 @@ class ModuleBuilder:
     def kernel(self, kernel: Kernel) -> ir.Function:
         fn = ir.Function(self.module, self.signature, name=f"kernel.{len(self.module.functions)}")
         fn.linkage = "internal"
+        for arg in fn.args:  # the tables are never written through the data buffers: LLVM may
+            arg.add_attribute("noalias")  # hoist the buffer addresses and vectorise the loops
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         if kernel.kind == "elementwise":
             self.elementwise(b, kernel)
@@ -323,6 +325,7 @@ class ModuleBuilder:
                 total = b.fdiv(total, b.sitofp(count, ty, name="n"), name="mean")
             out_loops = self._output_loops(anchor, outer, keep)
             out_domain = anchor.shape
+
             # the epilogue may also read prologue values: they are recomputed at its index
             def root(n: Node) -> tuple:  # prologue-only nodes are never asked for here
                 if n.rank > len(out_domain):
