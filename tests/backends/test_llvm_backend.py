@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.models import mlp
 
 rng = np.random.default_rng(0)
 
@@ -95,22 +94,6 @@ def test_softmax_family_cross_entropy_and_one_hot(dtype):
     f = agree([z, t, q], outs, logits, labels, rng.random((5, 4)).astype(dtype))
     with pytest.raises(gc.ExecutionError, match=r"labels must lie in \[0, K\)"):
         f(logits, np.array([0, 1, 2, 3, 9], np.int32), rng.random((5, 4)).astype(dtype))
-
-
-def test_the_mlp_training_step_runs_natively_and_trains_like_numpy():
-    xs = rng.random((64, 784)).astype(np.float32)
-    ts = rng.integers(0, 10, 64).astype(np.int32)
-    finals = {}
-    for backend in ("numpy", "llvm"):
-        model = mlp((784, 16, 16, 10))
-        grads = gc.grad(model.loss, model.params)
-        updates = {p: p - 0.1 * g for p, g in zip(model.params, grads)}
-        f = gc.compile([model.x, model.t], model.loss, updates=updates, backend=backend)
-        losses = [float(f(xs, ts)) for _ in range(5)]
-        finals[backend] = (losses, [p.value.copy() for p in model.params])
-    np.testing.assert_allclose(finals["llvm"][0], finals["numpy"][0], rtol=1e-5)
-    for a, b in zip(finals["llvm"][1], finals["numpy"][1]):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_unsupported_kernels_are_a_clear_compile_error():
