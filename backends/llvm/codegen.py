@@ -203,26 +203,6 @@ class ModuleBuilder:
         epilogue = [n for n in kernel.nodes if n is not anchor and n not in ancestors]
         return prologue, epilogue
 
-    def _index(self, operand: Node, consumer: Node, domain: tuple) -> tuple:
-        """The index of `operand` for elementwise statement `consumer` in a loop over domain."""
-        if consumer.op == "reshape":  # a unit reshape: the same elements, size-1 axes moved
-            outer = broadcast_index(consumer.shape, domain)
-            kept = [i for i, d in zip(outer, consumer.shape) if d != 1]
-            return tuple(sympy.Integer(0) if d == 1 else kept.pop(0) for d in operand.shape)
-        return broadcast_index(operand.shape, domain)
-
-    def _statements(
-        self, b: ir.IRBuilder, nodes: list, values: dict, domain: tuple, loops: list
-    ) -> None:
-        for node in nodes:
-            args = []
-            for i in node.inputs:
-                if i in values:
-                    args.append(values[i])
-                else:
-                    args.append(self.load(b, i, self._index(i, node, domain), loops))
-            values[node] = scalar.lower(b, node, args, self.math, lambda e: self.size(b, e))
-
     def evaluator(self, b: ir.IRBuilder, nodes: list, known: dict, root_index, loops: list):  # noqa: ANN001, ANN201
         """(get, own): get(node, index) is the IR value of elementwise statement `node` (or a
         load, or a value in `known`) at `index`, computed on demand with each operand at its
@@ -259,7 +239,7 @@ class ModuleBuilder:
         domain = kernel.domain
 
         def body(loops: list) -> None:
-            root = lambda n: broadcast_index(n.shape, domain)  # noqa: E731
+            root = lambda n: ops.root_index(n.shape, domain)  # noqa: E731
             get, own = self.evaluator(b, kernel.nodes, {}, root, loops)
             for node in kernel.outputs:
                 index = ops._normal(node.shape, own[node])
@@ -294,7 +274,7 @@ class ModuleBuilder:
                     loops[k] = var
                 for k, var in zip(axes, inner):
                     loops[k] = var
-                root = lambda n: broadcast_index(n.shape, domain)  # noqa: E731
+                root = lambda n: ops.root_index(n.shape, domain)  # noqa: E731
                 get, own = self.evaluator(b, prologue, {}, root, loops)
                 for node in outputs_early:
                     index = ops._normal(node.shape, own[node])
@@ -330,7 +310,7 @@ class ModuleBuilder:
             def root(n: Node) -> tuple:  # prologue-only nodes are never asked for here
                 if n.rank > len(out_domain):
                     return tuple(LOOP_VARS[: n.rank])
-                return broadcast_index(n.shape, out_domain)
+                return ops.root_index(n.shape, out_domain)
 
             get, own = self.evaluator(b, prologue + epilogue, {anchor: total}, root, out_loops)
             for node in kernel.outputs:
@@ -357,16 +337,12 @@ class ModuleBuilder:
         anchor = kernel.anchor
         (source,) = anchor.inputs
         axes = anchor.attrs["axes"]
-        epilogue = self.split(kernel)[1]
 
         def body(loops: list) -> None:
             index = [None] * len(axes)
             for out_axis, in_axis in enumerate(axes):
                 index[in_axis] = LOOP_VARS[out_axis]
-            values = {anchor: self.load(b, source, tuple(index), loops)}
-            self._statements(b, epilogue, values, anchor.shape, loops)
-            for node in kernel.outputs:
-                self.store(b, node, values[node], broadcast_index(node.shape, anchor.shape), loops)
+            ops._finish(self, b, kernel, self.load(b, source, tuple(index), loops), loops)
 
         self._nest(b, anchor.shape, body)
 

@@ -42,8 +42,9 @@ import sympy
 from llvmlite import binding as llvm
 from llvmlite import ir
 
+from backends.llvm import ops
 from backends.llvm.irutil import I1, I8, I8P, I32, I64, convert, for_range, is_float, llvm_type
-from graphc.kernels import LOOP_VARS, Buffer, Kernel, broadcast_index
+from graphc.kernels import LOOP_VARS, Buffer, Kernel
 from graphc.node import Node
 from graphc.shapes import dims_equal, shape_str
 
@@ -744,8 +745,10 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         loop_batch = out_batch
     ta, tb = llvm_type(left.source.dtype), llvm_type(right.source.dtype)
 
-    # where C lives: the anchor's buffer, an output of the same shape and dtype (the epilogue
-    # reads each element before overwriting it), or a scratch buffer
+    # where C lives: the anchor's buffer, the kernel's only output when it has C's shape and
+    # dtype (its value at an element is computed, reading C there, before it is stored), or
+    # a scratch buffer (with several outputs a store could overwrite C before another
+    # output reads it)
     epilogue = self.split(kernel)[1]
     same = [
         node
@@ -754,7 +757,8 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         and len(node.shape) == anchor.rank
         and all(dims_equal(p, q) for p, q in zip(node.shape, anchor.shape))
     ]
-    storage = anchor if anchor in kernel.outputs else (same[0] if same else None)
+    only = len(kernel.outputs) == 1
+    storage = anchor if anchor in kernel.outputs else (same[0] if same and only else None)
     if storage is None:
         storage = anchor
         if anchor not in self.buffer_index:
@@ -864,12 +868,14 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
 
     def element(loops: list) -> None:
         offset = self.offset(b, anchor.shape, tuple(LOOP_VARS[: anchor.rank]), loops)
-        values = {anchor: b.load(_at(b, base_c, offset), name="c")}
-        self._statements(b, epilogue, values, anchor.shape, loops)
+        known = {anchor: b.load(_at(b, base_c, offset), name="c")}
+        root = lambda n: ops.root_index(n.shape, anchor.shape)  # noqa: E731
+        get, own = self.evaluator(b, epilogue, known, root, loops)
         for node in kernel.outputs:
             if node is anchor and storage is anchor:
                 continue
-            self.store(b, node, values[node], broadcast_index(node.shape, anchor.shape), loops)
+            index = ops._normal(node.shape, own[node] if node in own else root(node))
+            self.store(b, node, get(node, index), index, loops)
 
     self._nest(b, anchor.shape, element, name="e")
 

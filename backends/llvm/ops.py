@@ -41,7 +41,7 @@ def _finish(self, b: ir.IRBuilder, kernel: Kernel, value: ir.Value, loops: list)
     for node in reversed(epilogue):  # consumers before their operands
         consumer = first_consumer.get(node)
         if consumer is None:
-            own[node] = broadcast_index(node.shape, anchor.shape)
+            own[node] = root_index(node.shape, anchor.shape)
         else:
             own[node] = operand_index(consumer, node, own[consumer])
     anchor_index = tuple(LOOP_VARS[: anchor.rank])
@@ -72,6 +72,16 @@ def _finish(self, b: ir.IRBuilder, kernel: Kernel, value: ir.Value, loops: list)
 def _normal(shape: tuple, index: tuple) -> tuple:
     """`index` with 0 on the size-1 axes (where any loop variable is 0)."""
     return tuple(sympy.Integer(0) if d == 1 else i for d, i in zip(shape, index))
+
+
+def root_index(shape: tuple, domain: tuple) -> tuple:
+    """The index of a kernel output of `shape` in a loop over `domain`: the same elements in
+    order when the two differ only by size-1 axes (a unit reshape changed the rank inside
+    the kernel), numpy's right-aligned broadcasting otherwise."""
+    if len(shape) != len(domain) and [d for d in shape if d != 1] == [d for d in domain if d != 1]:
+        variables = [LOOP_VARS[k] for k, d in enumerate(domain) if d != 1]
+        return tuple(sympy.Integer(0) if d == 1 else variables.pop(0) for d in shape)
+    return broadcast_index(shape, domain)
 
 
 def operand_index(consumer, operand, index: tuple) -> tuple:  # noqa: ANN001

@@ -101,3 +101,15 @@ def test_unsupported_kernels_are_a_clear_compile_error():
     y = gc.conv(x, gc.param("w", (4, 3, 3), seed=0), algo="direct")
     with pytest.raises(NotImplementedError, match=r"llvm backend: kernel k\d+ \(library conv"):
         gc.compile([x], y, backend="llvm")
+
+
+def test_a_gemm_epilogue_with_several_outputs_of_other_ranks():
+    # fuzz seed 207: a 1x1 conv lowered to a batched GEMM whose epilogue stores three outputs,
+    # two of them through unit reshapes; each must be indexed by its own elements
+    N = gc.dim("N")
+    x = gc.input("x", (N, 4, 4), "float64")
+    w = gc.input("w", (1, 4, 1), "float64")
+    y = gc.conv(x, w, algo="gemm")
+    s = gc.sqrt(y * y + 0.5)
+    outs = [s, y, gc.grad(gc.sum(s * 0.3), x)]
+    agree([x, w], outs, rng.standard_normal((4, 4, 4)), rng.standard_normal((1, 4, 1)), rtol=1e-12)
