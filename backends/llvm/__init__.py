@@ -4,7 +4,8 @@
 module (backends/llvm/codegen.py), verifies it, optimises it at -O3 for the host CPU
 and JIT-compiles it with MCJIT. A call binds the symbolic sizes, allocates the output
 and temporary buffers, and runs `graphc_main` once (ctypes releases the GIL).
-GRAPHC_DEBUG=3 prints the LLVM IR, =4 the assembly; `f.source` holds the IR.
+GRAPHC_DEBUG=3 prints the LLVM IR, =4 the assembly; `f.source` holds the IR. Object code
+is cached on disk (backends/llvm/cache.py), so a second process skips LLVM.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 from llvmlite import binding as llvm
 
+from backends.llvm import cache
 from backends.llvm.codegen import BOUNDS, ModuleBuilder
 from backends.llvm.shape_ops import INDEX
 from graphc.backend import ExecutionError, Program, register_backend
@@ -60,11 +62,15 @@ class LLVMExecutable:
         self.source = str(built.module)
         parsed = llvm.parse_assembly(self.source)
         parsed.verify()
-        pto = llvm.create_pipeline_tuning_options(speed_level=3)
-        pto.loop_vectorization = True
-        pto.slp_vectorization = True
-        pass_builder = llvm.create_pass_builder(self.tm, pto)
-        pass_builder.getModulePassManager().run(parsed, pass_builder)
+        self.cache_key = cache.key(self.source, self.tm)
+        cached = cache.load(self.cache_key)
+        self.cache_hit = cached is not None
+        if not self.cache_hit:  # a hit skips the optimiser and code generation
+            pto = llvm.create_pipeline_tuning_options(speed_level=3)
+            pto.loop_vectorization = True
+            pto.slp_vectorization = True
+            pass_builder = llvm.create_pass_builder(self.tm, pto)
+            pass_builder.getModulePassManager().run(parsed, pass_builder)
         self.optimized = parsed
         debug = int(os.environ.get("GRAPHC_DEBUG", "0") or 0)
         if debug >= 3:
@@ -72,6 +78,10 @@ class LLVMExecutable:
         if debug >= 4:
             print(f"[graphc] assembly:\n{self.tm.emit_assembly(parsed)}")
         self.engine = llvm.create_mcjit_compiler(parsed, self.tm)
+        self.engine.set_object_cache(
+            notify_func=lambda module, code: cache.store(self.cache_key, code),
+            getbuffer_func=lambda module: cached,
+        )
         self.engine.finalize_object()
         gemm = getattr(built, "gemm_state", None)  # BLAS pointers into their globals
         if gemm is not None:

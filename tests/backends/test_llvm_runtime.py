@@ -68,3 +68,21 @@ def test_bounds_check_mode_traps_an_index_outside_a_buffer(monkeypatch):
     broken = gc.compile([x], y, backend="llvm")
     with pytest.raises(gc.ExecutionError, match=r"kernel k0 .* indexed outside a buffer"):
         broken(xs)
+
+
+def test_object_code_is_cached_on_disk_and_a_corrupt_entry_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    x = gc.input("x", (5,))
+    y = gc.tanh(x) * 3.0 - x
+    xs = rng.standard_normal(5).astype(np.float32)
+    first = gc.compile([x], y, backend="llvm")
+    assert not first.executable.cache_hit
+    (entry,) = tmp_path.glob("*.o")
+    second = gc.compile([x], y, backend="llvm")
+    assert second.executable.cache_hit
+    np.testing.assert_allclose(second(xs), np.tanh(xs) * 3.0 - xs, rtol=1e-6)
+    entry.write_bytes(entry.read_bytes()[:-7] + b"garbage")  # a corrupt (or truncated) entry
+    third = gc.compile([x], y, backend="llvm")
+    assert not third.executable.cache_hit  # detected, rebuilt, never trusted
+    np.testing.assert_allclose(third(xs), np.tanh(xs) * 3.0 - xs, rtol=1e-6)
+    assert gc.compile([x], y, backend="llvm").executable.cache_hit  # and written again
