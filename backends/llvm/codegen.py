@@ -20,7 +20,7 @@ import os
 import sympy
 from llvmlite import ir
 
-from backends.llvm import gemm, ops, scalar, shape_ops
+from backends.llvm import conv_ops, gemm, ops, scalar, shape_ops
 from backends.llvm.irutil import F32, F64, I8P, I64, for_range, is_float, llvm_type
 from graphc.kernels import LOOP_VARS, Kernel, KernelProgram, broadcast_index
 from graphc.node import Node
@@ -28,7 +28,10 @@ from graphc.node import Node
 VOID = ir.VoidType()
 LABELS, BOUNDS = 1, 2  # the kinds of failure a kernel reports in status[1]
 BOUNDS_CHECK = os.environ.get("GRAPHC_BOUNDS_CHECK", "0") not in ("", "0")
+CONV_KERNELS = {"conv": "conv", "conv_transpose": "conv_transpose", "conv_wgrad": "conv_wgrad"}
 OP_KERNELS = {
+    "im2col": "im2col",
+    "col2im": "col2im",
     "transpose": "transpose",
     "softmax": "softmax",
     "log_softmax": "softmax",
@@ -163,6 +166,8 @@ class ModuleBuilder:
             self.reduce(b, kernel)
         elif kernel.kind == "library" and kernel.anchor.op == "matmul":
             self.matmul(b, kernel)
+        elif kernel.kind == "library" and kernel.anchor.op in CONV_KERNELS:
+            getattr(self, CONV_KERNELS[kernel.anchor.op])(b, kernel)
         elif kernel.kind == "op" and kernel.anchor.op in OP_KERNELS:
             getattr(self, OP_KERNELS[kernel.anchor.op])(b, kernel)
         else:
@@ -332,6 +337,13 @@ class ModuleBuilder:
 
     # GEMM (batched, transposed operands, BLAS or generated), then the epilogue: gemm.py
     matmul = gemm.matmul
+
+    # direct convolutions: conv_ops.py
+    conv = conv_ops.conv
+    conv_transpose = conv_ops.conv_transpose
+    conv_wgrad = conv_ops.conv_wgrad
+    im2col = conv_ops.im2col
+    col2im = conv_ops.col2im
 
     def transpose(self, b: ir.IRBuilder, kernel: Kernel) -> None:
         anchor = kernel.anchor

@@ -1,0 +1,288 @@
+"""Convolution kernels of the LLVM backend: conv, conv_transpose, conv_wgrad (direct loops)
+and im2col/col2im (the GEMM lowering's data movement), each followed by its epilogue.
+
+Methods of codegen.ModuleBuilder written as functions. Every input position is computed
+as out * stride + k * dilation - padding and checked against the input's extent; a
+position in the zero padding contributes 0 and is never loaded (its index is replaced by
+0 before the load), so the kernels read only inside their buffers.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from backends.llvm.irutil import I64, convert, llvm_type
+from backends.llvm.ops import _finish
+from graphc.kernels import Kernel
+from graphc.node import Node
+
+
+def _const(v: int) -> ir.Constant:
+    return ir.Constant(I64, v)
+
+
+def _load_at(self, b: ir.IRBuilder, node: Node, index: list) -> ir.Value:  # noqa: ANN001
+    """node[index] for i64 index values (row-major)."""
+    offset = _const(0)
+    stride = _const(1)
+    for d, i in reversed(list(zip(node.shape, index))):
+        offset = b.add(offset, b.mul(i, stride, name="t"), name="off")
+        stride = b.mul(stride, self.size(b, d), name="st")
+    offset = self.checked(b, node, offset)
+    return b.load(b.gep(self.pointer(b, node), [offset], name="at"), name="ld")
+
+
+def _store_add(self, b: ir.IRBuilder, node: Node, index: list, value: ir.Value) -> None:  # noqa: ANN001
+    offset = _const(0)
+    stride = _const(1)
+    for d, i in reversed(list(zip(node.shape, index))):
+        offset = b.add(offset, b.mul(i, stride, name="t"), name="off")
+        stride = b.mul(stride, self.size(b, d), name="st")
+    ptr = b.gep(self.pointer(b, node), [self.checked(b, node, offset)], name="at")
+    b.store(b.fadd(b.load(ptr, name="old"), value, name="acc"), ptr)
+
+
+def _source(self, b, attrs, pos, k, extent):  # noqa: ANN001, ANN202
+    """(clamped index, inside?) of the input position out*stride + k*dilation - pad_before."""
+    inside = ir.Constant(ir.IntType(1), 1)
+    index = []
+    for p, kk, n, s, d, (before, _) in zip(
+        pos, k, extent, attrs["stride"], attrs["dilation"], attrs["padding"]
+    ):
+        at = b.sub(
+            b.add(b.mul(p, _const(s), name="ps"), b.mul(kk, _const(d), name="kd"), name="pk"),
+            _const(before),
+            name="src",
+        )
+        ok = b.and_(
+            b.icmp_signed(">=", at, _const(0), name="ge0"),
+            b.icmp_signed("<", at, self.size(b, n), name="ltn"),
+            name="in",
+        )
+        inside = b.and_(inside, ok, name="inside")
+        index.append(b.select(ok, at, _const(0), name="safe"))
+    return index, inside
+
+
+def conv(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    # y[n, o, pos] = sum_{c, k} x[n, g*Cg + c, pos*s + k*d - p] w[o, c, k]
+    anchor = kernel.anchor
+    x, w = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+    groups = anchor.attrs["groups"]
+    acc = b.alloca(ty, name="acc")
+
+    def element(loops: list) -> None:
+        n, o, *pos = loops
+        c_out_g = b.sdiv(self.size(b, w.shape[0]), _const(groups), name="cog")
+        group = b.sdiv(o, c_out_g, name="g")
+        b.store(ir.Constant(ty, 0.0), acc)
+
+        def tap(inner: list) -> None:
+            c, *k = inner
+            index, inside = _source(self, b, anchor.attrs, pos, k, x.shape[2:])
+            channel = b.add(b.mul(group, self.size(b, w.shape[1]), name="gc"), c, name="ch")
+            xv = convert(b, _load_at(self, b, x, [n, channel, *index]), ty, "xv")
+            wv = convert(b, _load_at(self, b, w, [o, c, *k]), ty, "wv")
+            term = b.select(inside, b.fmul(xv, wv, name="xw"), ir.Constant(ty, 0.0), name="term")
+            b.store(b.fadd(b.load(acc, name="a"), term, name="sum"), acc)
+
+        self._nest(b, tuple(w.shape[1:]), tap, "t")
+        _finish(self, b, kernel, b.load(acc, name="y"), loops)
+
+    self._nest(b, anchor.shape, element, "o")
+
+
+def conv_wgrad(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    # dw[o, c, k] = sum_{n, pos} x[n, g*Cg + c, pos*s + k*d - p] y[n, o, pos]
+    anchor = kernel.anchor
+    x, y = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+    groups = anchor.attrs["groups"]
+    acc = b.alloca(ty, name="acc")
+
+    def element(loops: list) -> None:
+        o, c, *k = loops
+        c_out_g = b.sdiv(self.size(b, y.shape[1]), _const(groups), name="cog")
+        group = b.sdiv(o, c_out_g, name="g")
+        channel = b.add(b.mul(group, self.size(b, anchor.shape[1]), name="gc"), c, name="ch")
+        b.store(ir.Constant(ty, 0.0), acc)
+
+        def tap(inner: list) -> None:
+            n, *pos = inner
+            index, inside = _source(self, b, anchor.attrs, pos, k, x.shape[2:])
+            xv = convert(b, _load_at(self, b, x, [n, channel, *index]), ty, "xv")
+            yv = convert(b, _load_at(self, b, y, [n, o, *pos]), ty, "yv")
+            term = b.select(inside, b.fmul(xv, yv, name="xy"), ir.Constant(ty, 0.0), name="term")
+            b.store(b.fadd(b.load(acc, name="a"), term, name="sum"), acc)
+
+        self._nest(b, (y.shape[0], *y.shape[2:]), tap, "t")
+        _finish(self, b, kernel, b.load(acc, name="dw"), loops)
+
+    self._nest(b, anchor.shape, element, "o")
+
+
+def conv_transpose(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    # x[n, g*Cg + c, i] = sum_{o in group, k} y[n, o, (i + p - k*d) / s] w[o, c, k] where the
+    # division is exact and the position lies inside y
+    anchor = kernel.anchor
+    y, w = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+    attrs = anchor.attrs
+    groups = attrs["groups"]
+    acc = b.alloca(ty, name="acc")
+
+    def element(loops: list) -> None:
+        n, channel, *pos = loops
+        c_in_g = self.size(b, w.shape[1])
+        group = b.sdiv(channel, c_in_g, name="g")
+        c = b.srem(channel, c_in_g, name="c")
+        c_out_g = b.sdiv(self.size(b, w.shape[0]), _const(groups), name="cog")
+        b.store(ir.Constant(ty, 0.0), acc)
+
+        def tap(inner: list) -> None:
+            oo, *k = inner
+            o = b.add(b.mul(group, c_out_g, name="go"), oo, name="o")
+            inside = ir.Constant(ir.IntType(1), 1)
+            index = []
+            for p, kk, m, s, d, (before, _) in zip(
+                pos, k, y.shape[2:], attrs["stride"], attrs["dilation"], attrs["padding"]
+            ):
+                at = b.sub(
+                    b.add(p, _const(before), name="pp"), b.mul(kk, _const(d), name="kd"), name="a"
+                )
+                exact = b.icmp_signed("==", b.srem(at, _const(s), name="r"), _const(0), name="ex")
+                q = b.sdiv(at, _const(s), name="q")
+                ok = b.and_(
+                    exact,
+                    b.and_(
+                        b.icmp_signed(">=", at, _const(0), name="ge"),
+                        b.icmp_signed("<", q, self.size(b, m), name="lt"),
+                        name="rng",
+                    ),
+                    name="ok",
+                )
+                inside = b.and_(inside, ok, name="inside")
+                index.append(b.select(ok, q, _const(0), name="safe"))
+            yv = convert(b, _load_at(self, b, y, [n, o, *index]), ty, "yv")
+            wv = convert(b, _load_at(self, b, w, [o, c, *k]), ty, "wv")
+            term = b.select(inside, b.fmul(yv, wv, name="yw"), ir.Constant(ty, 0.0), name="term")
+            b.store(b.fadd(b.load(acc, name="a"), term, name="sum"), acc)
+
+        self._nest(b, (c_out_g_size(w, groups), *w.shape[2:]), tap, "t")
+        _finish(self, b, kernel, b.load(acc, name="x"), loops)
+
+    self._nest(b, anchor.shape, element, "o")
+
+
+def c_out_g_size(w: Node, groups: int):  # noqa: ANN201
+    return w.shape[0] / groups
+
+
+def _split(b: ir.IRBuilder, flat: ir.Value, sizes: list, name: str) -> list:
+    """Row-major coordinates of index `flat` in a box of i64 `sizes`."""
+    coords = []
+    for size in reversed(sizes):
+        coords.append(b.srem(flat, size, name=f"{name}.r"))
+        flat = b.sdiv(flat, size, name=f"{name}.q")
+    return list(reversed(coords))
+
+
+def im2col(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    # cols[n, g, c*K + k, p] = x[n, g*Cg + c, pos(p)*s + k*d - pad] (0 in the padding)
+    anchor = kernel.anchor
+    (x,) = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+    attrs = anchor.attrs
+    kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
+    taps = _const(1)
+    for k in kernel_sizes:
+        taps = b.mul(taps, k, name="taps")
+    groups = attrs["groups"]
+    c_in_g = b.sdiv(self.size(b, x.shape[1]), _const(groups), name="cg")
+    out_sizes = []
+    for n_axis, k, s, d, (p0, p1) in zip(
+        x.shape[2:], attrs["kernel_size"], attrs["stride"], attrs["dilation"], attrs["padding"]
+    ):
+        span = (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1
+        out_sizes.append(self.size(b, span))
+
+    def element(loops: list) -> None:
+        n, g, row, p = loops
+        c = b.sdiv(row, taps, name="c")
+        k = _split(b, b.srem(row, taps, name="kf"), kernel_sizes, "k")
+        pos = _split(b, p, out_sizes, "p")
+        index, inside = _source(self, b, attrs, pos, k, x.shape[2:])
+        channel = b.add(b.mul(g, c_in_g, name="gc"), c, name="ch")
+        xv = convert(b, _load_at(self, b, x, [n, channel, *index]), ty, "xv")
+        value = b.select(inside, xv, ir.Constant(ty, 0.0), name="col")
+        _finish(self, b, kernel, value, loops)
+
+    self._nest(b, anchor.shape, element, "o")
+
+
+def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    # x[n, g*Cg + c, i] = sum_k cols[n, g, c*K + k, q] where i + pad - k*d = q*s exactly
+    anchor = kernel.anchor
+    (cols,) = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+    attrs = anchor.attrs
+    kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
+    groups = attrs["groups"]
+    c_in_g = b.sdiv(self.size(b, anchor.shape[1]), _const(groups), name="cg")
+    out_sizes = []
+    for n_axis, k, s, d, (p0, p1) in zip(
+        attrs["input_size"],
+        attrs["kernel_size"],
+        attrs["stride"],
+        attrs["dilation"],
+        attrs["padding"],
+    ):
+        out_sizes.append(self.size(b, (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1))
+    acc = b.alloca(ty, name="acc")
+
+    def element(loops: list) -> None:
+        n, channel, *pos = loops
+        g = b.sdiv(channel, c_in_g, name="g")
+        c = b.srem(channel, c_in_g, name="c")
+        b.store(ir.Constant(ty, 0.0), acc)
+
+        def tap(k: list) -> None:
+            inside = ir.Constant(ir.IntType(1), 1)
+            q_flat = _const(0)
+            for i, kk, m, s, d, (before, _) in zip(
+                pos, k, out_sizes, attrs["stride"], attrs["dilation"], attrs["padding"]
+            ):
+                at = b.sub(
+                    b.add(i, _const(before), name="ip"), b.mul(kk, _const(d), name="kd"), name="a"
+                )
+                exact = b.icmp_signed("==", b.srem(at, _const(s), name="r"), _const(0), name="ex")
+                q = b.sdiv(at, _const(s), name="q")
+                ok = b.and_(
+                    exact,
+                    b.and_(
+                        b.icmp_signed(">=", at, _const(0), name="ge"),
+                        b.icmp_signed("<", q, m, name="lt"),
+                        name="rng",
+                    ),
+                    name="ok",
+                )
+                inside = b.and_(inside, ok, name="inside")
+                q_flat = b.add(
+                    b.mul(q_flat, m, name="qm"), b.select(ok, q, _const(0), name="safe"), name="qf"
+                )
+            k_flat = _const(0)
+            for kk, size in zip(k, kernel_sizes):
+                k_flat = b.add(b.mul(k_flat, size, name="km"), kk, name="kf")
+            taps = _const(1)
+            for size in kernel_sizes:
+                taps = b.mul(taps, size, name="taps")
+            row = b.add(b.mul(c, taps, name="ct"), k_flat, name="row")
+            v = convert(b, _load_at(self, b, cols, [n, g, row, q_flat]), ty, "v")
+            term = b.select(inside, v, ir.Constant(ty, 0.0), name="term")
+            b.store(b.fadd(b.load(acc, name="s"), term, name="sum"), acc)
+
+        self._nest(b, tuple(attrs["kernel_size"]), tap, "t")
+        _finish(self, b, kernel, b.load(acc, name="x"), loops)
+
+    self._nest(b, anchor.shape, element, "o")
