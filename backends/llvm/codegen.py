@@ -20,7 +20,7 @@ import os
 import sympy
 from llvmlite import ir
 
-from backends.llvm import conv_ops, gemm, ops, scalar, shape_ops
+from backends.llvm import conv_ops, gemm, ops, pool_ops, scalar, shape_ops
 from backends.llvm.irutil import F32, F64, I8P, I64, for_range, is_float, llvm_type
 from graphc.kernels import LOOP_VARS, Kernel, KernelProgram, broadcast_index
 from graphc.node import Node
@@ -30,6 +30,12 @@ LABELS, BOUNDS = 1, 2  # the kinds of failure a kernel reports in status[1]
 BOUNDS_CHECK = os.environ.get("GRAPHC_BOUNDS_CHECK", "0") not in ("", "0")
 CONV_KERNELS = {"conv": "conv", "conv_transpose": "conv_transpose", "conv_wgrad": "conv_wgrad"}
 OP_KERNELS = {
+    "max_pool": "max_pool",
+    "pool_argmax": "pool_argmax",
+    "pool_gather": "pool_gather",
+    "pool_scatter": "pool_scatter",
+    "avg_pool": "avg_pool",
+    "avg_pool_grad": "avg_pool_grad",
     "im2col": "im2col",
     "col2im": "col2im",
     "transpose": "transpose",
@@ -344,6 +350,14 @@ class ModuleBuilder:
     conv_wgrad = conv_ops.conv_wgrad
     im2col = conv_ops.im2col
     col2im = conv_ops.col2im
+
+    # pooling: pool_ops.py
+    max_pool = pool_ops.max_pool
+    pool_argmax = pool_ops.pool_argmax
+    pool_gather = pool_ops.pool_gather
+    pool_scatter = pool_ops.pool_scatter
+    avg_pool = pool_ops.avg_pool
+    avg_pool_grad = pool_ops.avg_pool_grad
 
     def transpose(self, b: ir.IRBuilder, kernel: Kernel) -> None:
         anchor = kernel.anchor

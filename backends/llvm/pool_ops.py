@@ -1,0 +1,255 @@
+"""Pooling kernels of the LLVM backend: max_pool, pool_argmax, pool_gather, pool_scatter,
+avg_pool and avg_pool_grad (graphc/ops/pool.py), each followed by its epilogue.
+
+Methods of codegen.ModuleBuilder written as functions. A window position is
+out * stride + k - padding on each axis; positions in the padding count as -inf for max
+(never chosen as the arg-max) and as 0 for the average (PyTorch's count_include_pad). An
+index outside its plane (a user's indices for max-unpool) sets the status flag.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from backends.llvm.conv_ops import _const, _load_at
+from backends.llvm.irutil import I1, I64, convert, is_float, llvm_type
+from backends.llvm.ops import _finish, _math
+from backends.llvm.shape_ops import (
+    INDEX,
+    _add,
+    _pointer,
+    _scatter_epilogue,
+    _scatter_target,
+    _zero_fill,
+)
+from graphc.kernels import Kernel
+
+
+def _positions(self, b, attrs, pos, k, extent):  # noqa: ANN001, ANN202
+    """(clamped index, inside?) of window tap k of output position pos."""
+    inside = ir.Constant(I1, 1)
+    index = []
+    for p, kk, n, s, pad in zip(pos, k, extent, attrs["stride"], attrs["padding"]):
+        at = b.sub(b.add(b.mul(p, _const(s), name="ps"), kk, name="pk"), _const(pad), name="src")
+        ok = b.and_(
+            b.icmp_signed(">=", at, _const(0), name="ge0"),
+            b.icmp_signed("<", at, self.size(b, n), name="ltn"),
+            name="in",
+        )
+        inside = b.and_(inside, ok, name="inside")
+        index.append(b.select(ok, at, _const(0), name="safe"))
+    return index, inside
+
+
+def _lowest(ty: ir.Type) -> ir.Constant:
+    return (
+        ir.Constant(ty, float("-inf")) if is_float(ty) else ir.Constant(ty, -(2 ** (ty.width - 1)))
+    )
+
+
+def _flat(self, b: ir.IRBuilder, index: list, shape: tuple) -> ir.Value:  # noqa: ANN001
+    flat = _const(0)
+    for i, d in zip(index, shape):
+        flat = b.add(b.mul(flat, self.size(b, d), name="fm"), i, name="flat")
+    return flat
+
+
+def max_pool(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    anchor = kernel.anchor
+    (x,) = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+    best = b.alloca(ty, name="best")
+
+    def element(loops: list) -> None:
+        n, c, *pos = loops
+        b.store(_lowest(ty), best)
+
+        def tap(k: list) -> None:
+            index, inside = _positions(self, b, anchor.attrs, pos, k, x.shape[2:])
+            v = b.select(
+                inside,
+                convert(b, _load_at(self, b, x, [n, c, *index]), ty, "v"),
+                _lowest(ty),
+                name="v",
+            )
+            old = b.load(best, name="old")
+            if is_float(ty):  # nan wins its window, as numpy's max
+                new = _math(self, b, ty).call("maximum", old, v)
+            else:
+                new = b.select(b.icmp_signed(">", v, old, name="gt"), v, old, name="mx")
+            b.store(new, best)
+
+        self._nest(b, anchor.attrs["window"], tap, "k")
+        _finish(self, b, kernel, b.load(best, name="max"), loops)
+
+    self._nest(b, anchor.shape, element, "o")
+
+
+def pool_argmax(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    anchor = kernel.anchor
+    (x,) = anchor.inputs
+    ty = llvm_type(x.dtype)
+    best = b.alloca(ty, name="best")
+    where = b.alloca(I64, name="where")
+
+    def element(loops: list) -> None:
+        n, c, *pos = loops
+        b.store(_lowest(ty), best)
+        b.store(_const(-1), where)
+
+        def tap(k: list) -> None:
+            index, inside = _positions(self, b, anchor.attrs, pos, k, x.shape[2:])
+            v = convert(b, _load_at(self, b, x, [n, c, *index]), ty, "v")
+            old, at = b.load(best, name="old"), b.load(where, name="at")
+            first = b.icmp_signed("<", at, _const(0), name="first")
+            if is_float(ty):  # the first max; the first nan beats any number
+                better = b.fcmp_ordered(">", v, old, name="gt")
+                nan = b.and_(
+                    b.fcmp_unordered("uno", v, v, name="isnan"),
+                    b.fcmp_ordered("ord", old, old, name="num"),
+                    name="nan",
+                )
+                better = b.or_(better, nan, name="better")
+            else:
+                better = b.icmp_signed(">", v, old, name="better")
+            take = b.and_(inside, b.or_(first, better, name="or"), name="take")
+            b.store(b.select(take, v, old, name="nb"), best)
+            b.store(b.select(take, _flat(self, b, index, x.shape[2:]), at, name="nw"), where)
+
+        self._nest(b, anchor.attrs["window"], tap, "k")
+        _finish(
+            self,
+            b,
+            kernel,
+            convert(b, b.load(where, name="arg"), llvm_type(anchor.dtype), "i"),
+            loops,
+        )
+
+    self._nest(b, anchor.shape, element, "o")
+
+
+def _plane_offset(self, b, node, n, c, flat, plane_shape):  # noqa: ANN001, ANN202
+    """The offset of (n, c, flat) in node's buffer, flagging a flat index outside the plane."""
+    plane = _const(1)
+    for d in plane_shape:
+        plane = b.mul(plane, self.size(b, d), name="plane")
+    bad = b.or_(
+        b.icmp_signed("<", flat, _const(0), name="neg"),
+        b.icmp_signed(">=", flat, plane, name="big"),
+        name="bad",
+    )
+    self.fail(b, bad, INDEX)
+    flat = b.select(bad, _const(0), flat, name="safe")
+    row = b.add(b.mul(n, self.size(b, node.shape[1]), name="nc"), c, name="row")
+    return b.add(b.mul(row, plane, name="rp"), flat, name="offset")
+
+
+def pool_gather(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    anchor = kernel.anchor
+    x, indices = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+
+    def element(loops: list) -> None:
+        n, c, *_ = loops
+        flat = convert(b, _load_at(self, b, indices, loops), I64, "flat")
+        offset = _plane_offset(self, b, x, n, c, flat, x.shape[2:])
+        value = b.load(b.gep(self.pointer(b, x), [self.checked(b, x, offset)], name="at"), name="v")
+        _finish(self, b, kernel, convert(b, value, ty, "g"), loops)
+
+    self._nest(b, anchor.shape, element, "o")
+
+
+def pool_scatter(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    anchor = kernel.anchor
+    g, indices = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+    target = _scatter_target(self, kernel)
+    _zero_fill(self, b, target, ty)
+
+    def element(loops: list) -> None:
+        n, c, *_ = loops
+        flat = convert(b, _load_at(self, b, indices, loops), I64, "flat")
+        offset = _plane_offset(self, b, target, n, c, flat, target.shape[2:])
+        at = b.gep(_pointer(self, b, target), [self.checked(b, target, offset)], name="at")
+        value = convert(b, _load_at(self, b, g, loops), ty, "g")
+        b.store(_add(b, b.load(at, name="old"), value, ty), at)
+
+    self._nest(b, g.shape, element, "s")
+    _scatter_epilogue(self, b, kernel, ty)
+
+
+def _count(window: tuple) -> int:
+    total = 1
+    for f in window:
+        total *= f
+    return total
+
+
+def avg_pool(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    anchor = kernel.anchor
+    (x,) = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+    total = b.alloca(ty, name="total")
+
+    def element(loops: list) -> None:
+        n, c, *pos = loops
+        b.store(ir.Constant(ty, 0.0), total)
+
+        def tap(k: list) -> None:
+            index, inside = _positions(self, b, anchor.attrs, pos, k, x.shape[2:])
+            v = convert(b, _load_at(self, b, x, [n, c, *index]), ty, "v")
+            v = b.select(inside, v, ir.Constant(ty, 0.0), name="v0")
+            b.store(b.fadd(b.load(total, name="t"), v, name="sum"), total)
+
+        self._nest(b, anchor.attrs["window"], tap, "k")
+        mean = b.fdiv(
+            b.load(total, name="s"),
+            ir.Constant(ty, float(_count(anchor.attrs["window"]))),
+            name="mean",
+        )
+        _finish(self, b, kernel, mean, loops)
+
+    self._nest(b, anchor.shape, element, "o")
+
+
+def avg_pool_grad(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    # dx[n, c, i] = sum over windows q containing i (i + pad - k = q * stride) of g[n, c, q] / F
+    anchor = kernel.anchor
+    (g,) = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+    attrs = anchor.attrs
+    total = b.alloca(ty, name="total")
+
+    def element(loops: list) -> None:
+        n, c, *pos = loops
+        b.store(ir.Constant(ty, 0.0), total)
+
+        def tap(k: list) -> None:
+            inside = ir.Constant(I1, 1)
+            index = []
+            for i, kk, m, s, pad in zip(pos, k, g.shape[2:], attrs["stride"], attrs["padding"]):
+                at = b.sub(b.add(i, _const(pad), name="ip"), kk, name="a")
+                exact = b.icmp_signed("==", b.srem(at, _const(s), name="r"), _const(0), name="ex")
+                q = b.sdiv(at, _const(s), name="q")
+                ok = b.and_(
+                    exact,
+                    b.and_(
+                        b.icmp_signed(">=", at, _const(0), name="ge"),
+                        b.icmp_signed("<", q, self.size(b, m), name="lt"),
+                        name="rng",
+                    ),
+                    name="ok",
+                )
+                inside = b.and_(inside, ok, name="inside")
+                index.append(b.select(ok, q, _const(0), name="safe"))
+            v = convert(b, _load_at(self, b, g, [n, c, *index]), ty, "v")
+            v = b.select(inside, v, ir.Constant(ty, 0.0), name="v0")
+            b.store(b.fadd(b.load(total, name="t"), v, name="sum"), total)
+
+        self._nest(b, attrs["window"], tap, "k")
+        share = b.fdiv(
+            b.load(total, name="s"), ir.Constant(ty, float(_count(attrs["window"]))), name="share"
+        )
+        _finish(self, b, kernel, share, loops)
+
+    self._nest(b, anchor.shape, element, "o")
