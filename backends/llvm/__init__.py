@@ -94,12 +94,32 @@ class LLVMExecutable:
             ctypes.POINTER(ctypes.c_int64),
         )
         self.main = prototype(address)
+        self._layouts: dict = {}
 
     def assembly(self) -> str:
         return self.tm.emit_assembly(self.optimized)
 
+    def _layout(self, bindings: Any) -> tuple:
+        """(temporary shapes, size values, root shapes) for this call's sizes, worked out
+        once per binding of the symbolic sizes (sympy is slow; a training loop repeats)."""
+        key = tuple(sorted((str(s), v) for s, v in bindings.values.items()))
+        found = self._layouts.get(key)
+        if found is None:
+            shapes = {
+                b.node: bindings.evaluate_shape(b.node.shape)
+                for b in self.builder.buffer_list
+                if b.kind == "temp"
+            }
+            sizes = [bindings.evaluate(expr) for expr in self.builder.size_list]
+            roots = [bindings.evaluate_shape(r.shape) for r in self.program.roots]
+            found = (shapes, sizes, roots)
+            with _init_lock:
+                self._layouts[key] = found
+        return found
+
     def run(self, feeds: dict, bindings: Any) -> list:
         buffers = self.builder.buffer_list
+        shapes, size_values, root_shapes = self._layout(bindings)
         arrays: dict = {}
         for buffer in buffers:
             node = buffer.node
@@ -111,20 +131,21 @@ class LLVMExecutable:
                 value = node.attrs["value"].array
                 arrays[node] = _c_order(value)
             elif buffer.kind == "temp":
-                shape = bindings.evaluate_shape(node.shape)
-                arrays[node] = np.empty(shape, dtype=node.dtype)
+                arrays[node] = np.empty(shapes[node], dtype=node.dtype)
         pointers = (ctypes.c_void_p * max(len(buffers), 1))()
         for k, buffer in enumerate(buffers):
             if buffer.kind != "view":
                 pointers[k] = arrays[buffer.node].ctypes.data
         sizes = (ctypes.c_int64 * max(len(self.builder.size_list), 1))()
-        for k, expr in enumerate(self.builder.size_list):
-            sizes[k] = bindings.evaluate(expr)
+        for k, value in enumerate(size_values):
+            sizes[k] = value
         status = (ctypes.c_int64 * 2)()
         self.main(pointers, sizes, status)
         if status[0]:
             raise self._failure(status[0] - 1, status[1])
-        return [self._value(root, arrays, bindings) for root in self.program.roots]
+        return [
+            self._value(root, arrays, shape) for root, shape in zip(self.program.roots, root_shapes)
+        ]
 
     def _failure(self, number: int, kind: int) -> ExecutionError:
         kernel = self.kernels[number]
@@ -147,7 +168,7 @@ class LLVMExecutable:
             f"met one outside)"
         )
 
-    def _value(self, node: Any, arrays: dict, bindings: Any) -> np.ndarray:
+    def _value(self, node: Any, arrays: dict, shape: tuple) -> np.ndarray:
         if node in arrays:
             return arrays[node]
         if node.op == "input":
@@ -155,7 +176,7 @@ class LLVMExecutable:
         source = node
         while self.kernel_program.buffers[source].kind == "view":
             source = source.inputs[0]
-        return arrays[source].reshape(bindings.evaluate_shape(node.shape))
+        return arrays[source].reshape(shape)
 
     def explain(self) -> str:
         text = f"backend llvm: {self.kernel_program.describe()}"
