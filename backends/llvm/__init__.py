@@ -16,29 +16,13 @@ import threading
 from typing import Any
 
 import numpy as np
-from llvmlite import binding as llvm
 
-from backends.llvm import cache
+from backends.llvm import jit
 from backends.llvm.codegen import BOUNDS, ModuleBuilder
 from backends.llvm.shape_ops import INDEX
 from graphc.backend import ExecutionError, Program, register_backend
 
 _init_lock = threading.Lock()
-_initialised = False
-
-
-def _target_machine() -> llvm.TargetMachine:
-    global _initialised
-    with _init_lock:
-        if not _initialised:
-            llvm.initialize_native_target()  # llvm.initialize() raises in llvmlite 0.50
-            llvm.initialize_native_asmprinter()
-            _initialised = True
-    target = llvm.Target.from_default_triple()
-    features = llvm.get_host_cpu_features().flatten()
-    return target.create_target_machine(
-        cpu=llvm.get_host_cpu_name(), features=features, opt=3, codemodel="jitdefault"
-    )
 
 
 def _c_order(array: Any) -> np.ndarray:
@@ -56,33 +40,17 @@ class LLVMExecutable:
         self.kernels = list(self.kernel_program.kernels)
         built = ModuleBuilder(self.kernel_program)
         self.builder = built
-        self.tm = _target_machine()
+        self.tm = jit.target_machine()
         built.module.triple = self.tm.triple
         built.module.data_layout = str(self.tm.target_data)
         self.source = str(built.module)
-        parsed = llvm.parse_assembly(self.source)
-        parsed.verify()
-        self.cache_key = cache.key(self.source, self.tm)
-        cached = cache.load(self.cache_key)
-        self.cache_hit = cached is not None
-        if not self.cache_hit:  # a hit skips the optimiser and code generation
-            pto = llvm.create_pipeline_tuning_options(speed_level=3)
-            pto.loop_vectorization = True
-            pto.slp_vectorization = True
-            pass_builder = llvm.create_pass_builder(self.tm, pto)
-            pass_builder.getModulePassManager().run(parsed, pass_builder)
+        self.engine, parsed, self.cache_hit = jit.engine(self.source, self.tm)
         self.optimized = parsed
         debug = int(os.environ.get("GRAPHC_DEBUG", "0") or 0)
         if debug >= 3:
-            print(f"[graphc] LLVM IR:\n{parsed}")
+            print(f"[graphc] LLVM IR:\n{self.source}")
         if debug >= 4:
             print(f"[graphc] assembly:\n{self.tm.emit_assembly(parsed)}")
-        self.engine = llvm.create_mcjit_compiler(parsed, self.tm)
-        self.engine.set_object_cache(
-            notify_func=lambda module, code: cache.store(self.cache_key, code),
-            getbuffer_func=lambda module: cached,
-        )
-        self.engine.finalize_object()
         gemm = getattr(built, "gemm_state", None)  # BLAS pointers into their globals
         if gemm is not None:
             gemm.link(self.engine)

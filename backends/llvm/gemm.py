@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from dataclasses import dataclass
 from functools import cache
 
@@ -639,6 +640,44 @@ class GemmState:
         return "GEMM paths:\n" + "\n".join(f"  {line}" for line in self.choices)
 
 
+# the generated GEMM as a library: compiled once per process (and kept in the disk cache),
+# declared in each module that calls it, so a model's compile does not optimise it again
+_library: dict = {}
+_library_lock = threading.Lock()
+
+
+def library_gemm(
+    module: ir.Module, ty: ir.Type, ta: ir.Type, tb: ir.Type, trans_a: bool, trans_b: bool
+) -> ir.Function:
+    """The generated gemm for these types and transpositions, declared in `module`."""
+    key = (str(ty), str(ta), str(tb), trans_a, trans_b)
+    with _library_lock:
+        entry = _library.get(key)
+        if entry is None:
+            entry = _compile_library(ty, ta, tb, trans_a, trans_b)
+            _library[key] = entry
+    name, signature = entry[0], entry[1]
+    found = module.globals.get(name)
+    if found is None:
+        found = ir.Function(module, signature, name=name)
+    return found
+
+
+def _compile_library(ty: ir.Type, ta: ir.Type, tb: ir.Type, trans_a: bool, trans_b: bool) -> tuple:
+    from backends.llvm import jit
+
+    library = ir.Module(name="graphc.gemm.library")
+    fn = Generated(library).gemm(ty, ta, tb, trans_a, trans_b)
+    fn.linkage = "external"
+    tm = jit.target_machine()
+    library.triple = tm.triple
+    library.data_layout = str(tm.target_data)
+    engine, _, _ = jit.engine(str(library), tm)
+    address = engine.get_function_address(fn.name)
+    llvm.add_symbol(fn.name, address)  # resolves the declarations in every later module
+    return fn.name, fn.function_type, engine  # the engine keeps the code alive
+
+
 def state(builder: object) -> GemmState:
     found = getattr(builder, "gemm_state", None)
     if found is None:
@@ -840,7 +879,11 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             _at(b, base_c, off_c),
             ldc,
         )
-        generated = gs.generated.gemm if path != "blas" or not static_ok else None
+        generated = (
+            (lambda *key: library_gemm(gs.module, *key))
+            if path != "blas" or not static_ok
+            else None
+        )
         if path == "generated":
             b.call(generated(ty, ta, tb, left.transposed, right.transposed), list(args))
             return
