@@ -63,6 +63,7 @@ class LLVMExecutable:
         )
         self.main = prototype(address)
         self._layouts: dict = {}
+        self._local = threading.local()
 
     def assembly(self) -> str:
         return self.tm.emit_assembly(self.optimized)
@@ -85,9 +86,24 @@ class LLVMExecutable:
                 self._layouts[key] = found
         return found
 
+    def _arena(self, shapes: dict) -> dict:
+        """This thread's temporary buffers for these sizes, allocated once and reused by every
+        later call (a fresh 64 MB array costs milliseconds of page faults). Results handed
+        back are copied by the Function, so reuse is safe; each thread has its own arena."""
+        arenas = getattr(self._local, "arenas", None)
+        if arenas is None:
+            arenas = self._local.arenas = {}
+        key = id(shapes)
+        found = arenas.get(key)
+        if found is None:
+            found = {node: np.empty(shape, dtype=node.dtype) for node, shape in shapes.items()}
+            arenas[key] = found
+        return found
+
     def run(self, feeds: dict, bindings: Any) -> list:
         buffers = self.builder.buffer_list
         shapes, size_values, root_shapes = self._layout(bindings)
+        arena = self._arena(shapes)
         arrays: dict = {}
         for buffer in buffers:
             node = buffer.node
@@ -99,7 +115,7 @@ class LLVMExecutable:
                 value = node.attrs["value"].array
                 arrays[node] = _c_order(value)
             elif buffer.kind == "temp":
-                arrays[node] = np.empty(shapes[node], dtype=node.dtype)
+                arrays[node] = arena[node]
         pointers = (ctypes.c_void_p * max(len(buffers), 1))()
         for k, buffer in enumerate(buffers):
             if buffer.kind != "view":
