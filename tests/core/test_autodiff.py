@@ -328,7 +328,8 @@ def test_check_grad_rejects_what_it_cannot_perturb():
 # gradients in training ------------------------------------------------------------------------
 
 
-def test_a_compiled_sgd_step_lowers_the_loss():
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_a_compiled_sgd_step_lowers_the_loss(backend):
     data = gc.data.load_digits()
     images, labels = data[0][:200], data[1][:200]
     N = gc.dim("N")
@@ -338,7 +339,7 @@ def test_a_compiled_sgd_step_lowers_the_loss():
     b = gc.param("b", (10,), init="zeros")
     loss = gc.mean(gc.softmax_cross_entropy(x @ W + b, t))
     gW, gb = gc.grad(loss, [W, b])
-    step = gc.compile([x, t], loss, updates={W: W - 0.5 * gW, b: b - 0.5 * gb})
+    step = gc.compile([x, t], loss, updates={W: W - 0.5 * gW, b: b - 0.5 * gb}, backend=backend)
     losses = [float(step(images, labels)) for _ in range(30)]
     assert losses[-1] < 0.5 * losses[0]
 

@@ -41,11 +41,12 @@ def mlp_torch(params, xs, ts, smoothing):
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_mlp_gradients_match_torch_autograd(smoothing):
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_mlp_gradients_match_torch_autograd(smoothing, backend):
     images, labels = gc.data.load_digits()[:2]
     xs, ts = images[:50].astype(np.float64), labels[:50]
     x, t, params, loss = mlp_graph([64, 16, 16, 10], smoothing)
-    f = gc.compile([x, t], [loss, *gc.grad(loss, params)])
+    f = gc.compile([x, t], [loss, *gc.grad(loss, params)], backend=backend)
     ours = f(xs, ts)
     want_loss, want_grads = mlp_torch(params, xs, ts, smoothing)
     np.testing.assert_allclose(ours[0], want_loss, rtol=1e-12)
