@@ -2,9 +2,9 @@
 
 For 1024^3 float32 (the headline), then a few other shapes, prints the best-of-N GFLOP/s of
 numpy's matmul (OpenBLAS), the llvm backend's BLAS path (scipy's OpenBLAS sgemm/dgemm called
-from the compiled kernel) and its generated tiled GEMM (backends/llvm/gemm.py), each through
-a compiled graphc Function `x @ w` (so including the call and the output allocation, as numpy
-allocates its result too). Run:
+from the compiled kernel) and its generated tiled GEMM (backends/llvm/gemm_generated.py), each
+through a compiled graphc Function `x @ w` (so including the call and the output allocation,
+as numpy allocates its result too). Run:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/gemm.py
 
@@ -24,7 +24,7 @@ import numpy as np
 from llvmlite import binding as llvm
 
 import graphc as gc
-from backends.llvm import gemm
+from backends.llvm import gemm, gemm_generated
 
 SHAPES = [  # (m, n, k, dtype, transposed A)
     (1024, 1024, 1024, "float32", False),
@@ -52,7 +52,7 @@ def best_time(fn, *args, budget: float = 1.0, least: int = 5) -> float:  # noqa:
 
 def main() -> int:
     rng = np.random.default_rng(0)
-    tiling = gemm.tiling(gemm.llvm_type("float32"))
+    tiling = gemm_generated.tiling(gemm.llvm_type("float32"))
     print(
         f"GEMM GFLOP/s, best of runs, 1 thread (OPENBLAS_NUM_THREADS="
         f"{os.environ['OPENBLAS_NUM_THREADS']}); generated tiles {tiling.mr}x{tiling.nr}, "

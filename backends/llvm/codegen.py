@@ -7,10 +7,10 @@ size). Each kernel is an internal function called in schedule order, so Python i
 entered once per call. Loops come from irutil.for_range; loads and stores index
 row-major buffers with the affine indices of the kernel IR.
 
-Kernels lowered so far: elementwise, reductions (sum, mean, max) with prologue and
-epilogue, matmul with np.matmul's semantics (backends/llvm/gemm.py: BLAS or a generated
-tiled GEMM; operands may be read transposed) with an epilogue, transpose. Anything else
-raises NotImplementedError at compile time, naming the kernel and op.
+Kernels lowered here: elementwise, reductions (sum, mean, max) with prologue and epilogue,
+transpose; the others live beside this file (gemm.py, ops.py, shape_ops.py, conv_ops.py,
+pool_ops.py). A kernel with no lowering yet (the FFTs) raises NotImplementedError at
+compile time, naming the kernel and op.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import os
 import sympy
 from llvmlite import ir
 
-from backends.llvm import conv_ops, gemm, ops, pool_ops, scalar, shape_ops
+from backends.llvm import conv_ops, gemm, ops, pool_ops, scalar, shape_ops, vmath
 from backends.llvm.irutil import F32, F64, I8P, I64, for_range, is_float, llvm_type
 from graphc.kernels import LOOP_VARS, Kernel, KernelProgram, broadcast_index
 from graphc.node import Node
@@ -56,21 +56,15 @@ OP_KERNELS = {
 
 
 class Math:
-    """Scalar math functions for the kernels: vmath's vectorizable ones when available."""
+    """Scalar math functions for the kernels: vmath's vectorisable ones (exp, log, tanh,
+    sigmoid, softplus...), else None (the caller uses an LLVM intrinsic)."""
 
     def __init__(self, module: ir.Module) -> None:
         self.module = module
-        try:
-            from backends.llvm import vmath
-        except ImportError:
-            vmath = None
-        self.vmath = vmath
 
     def function(self, name: str, ty: ir.Type) -> ir.Function | None:
-        if name in ("sigmoid", "softplus") and self.vmath is None:
-            raise NotImplementedError(f"llvm backend: {name} needs backends/llvm/vmath.py")
-        if self.vmath is not None and name in getattr(self.vmath, "FUNCTIONS", ()):
-            return self.vmath.emit(self.module, name, ty)
+        if name in vmath.FUNCTIONS:
+            return vmath.emit(self.module, name, ty)
         return None
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from backends.llvm import gemm
+from backends.llvm import gemm, gemm_generated
 from graphc.models import mlp
 
 rng = np.random.default_rng(0)
@@ -103,8 +103,12 @@ def test_multiple_blocks_and_panels_with_a_small_tiling(monkeypatch):
     """The packed loop nest with every block loop running several times (and vectors of 4
     and 2, like an SSE machine's): the same code that 1024^3 runs with its real tiling."""
     monkeypatch.setattr(gemm, "FORCE", "generated")
-    monkeypatch.setitem(gemm.TILING, 4, gemm.Tiling(vl=4, nv=2, mr=3, kc=7, nc=16, mc=9))
-    monkeypatch.setitem(gemm.TILING, 8, gemm.Tiling(vl=2, nv=3, mr=2, kc=5, nc=12, mc=6))
+    monkeypatch.setitem(
+        gemm_generated.TILING, 4, gemm_generated.Tiling(vl=4, nv=2, mr=3, kc=7, nc=16, mc=9)
+    )
+    monkeypatch.setitem(
+        gemm_generated.TILING, 8, gemm_generated.Tiling(vl=2, nv=3, mr=2, kc=5, nc=12, mc=6)
+    )
     outs, inputs, arrays = [], [], []
     for dtype in ("float32", "float64"):
         a = gc.input(f"a{dtype}", (29, 23), dtype)
