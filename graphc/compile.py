@@ -174,6 +174,7 @@ class Function:
         self.executable = get_backend(backend)(self.program)
         self.compile_seconds = time.perf_counter() - started
         self._lock = threading.Lock()
+        self._bindings: dict = {}  # argument shapes -> their Bindings
 
     @property
     def source(self) -> str:
@@ -219,8 +220,14 @@ class Function:
         if absent:
             raise TypeError(f"missing arrays for inputs: {', '.join(absent)}")
         feeds = {node: _coerce_argument(node, value) for node, value in zip(self.inputs, values)}
-        bindings = Bindings()
-        bindings.bind_all([(n.attrs["name"], n.shape, a.shape) for n, a in feeds.items()])
+        signature = tuple(a.shape for a in feeds.values())
+        bindings = self._bindings.get(signature)
+        if bindings is None:  # sizes are solved (sympy) once per shape signature
+            bindings = Bindings()
+            bindings.bind_all([(n.attrs["name"], n.shape, a.shape) for n, a in feeds.items()])
+            if len(self._bindings) >= 64:
+                self._bindings.clear()
+            self._bindings[signature] = bindings
         return feeds, bindings
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -163,11 +163,15 @@ def normalize_axes(op: str, axis: object, rank: int) -> tuple:
 
 
 class Bindings:
-    """Concrete values of the symbolic dims, and which input bound each one."""
+    """Concrete values of the symbolic dims, and which input bound each one.
+
+    A value, once bound, never changes, so evaluated sizes are remembered: a Function reuses
+    one Bindings per shape signature of its arguments, and sympy runs once per size."""
 
     def __init__(self) -> None:
         self.values: dict = {}
         self.sources: dict = {}
+        self._evaluated: dict = {}
 
     def __getitem__(self, symbol: sympy.Symbol) -> int:
         return self.values[symbol]
@@ -197,12 +201,16 @@ class Bindings:
             d = as_dim(d)
         if d.is_Integer:
             return int(d)
+        found = self._evaluated.get(d)
+        if found is not None:
+            return found
         value = d.subs(self.values)
         if not value.is_number:
             missing = ", ".join(sorted(str(s) for s in value.free_symbols))
             raise BindError(f"size {d} cannot be computed: symbols {missing} are not bound")
         if not value.is_integer or value < 0:
             raise BindError(f"size {d} = {value} is not a non-negative integer{self._origin(d)}")
+        self._evaluated[d] = int(value)
         return int(value)
 
     def evaluate_shape(self, shape: Sequence[sympy.Expr]) -> tuple:

@@ -28,7 +28,6 @@ class Interpreter:
         self.source = format_graph(list(program.roots))
         self.kernels = [node for node in self.order if get(node.op).kind != "source"]
         self.peak_live = 0
-        self._shapes: dict = {}  # binding of the sizes -> {node: concrete shape}
 
     def run(self, feeds: dict, bindings: Bindings) -> list:
         values: dict = {}
@@ -50,23 +49,9 @@ class Interpreter:
         self.peak_live = peak
         return [values[root] for root in self.program.roots]
 
-    def _shape(self, node: Any, bindings: Bindings) -> tuple:
-        """node's concrete shape, remembered per binding of the symbolic sizes (sympy's
-        substitution costs more than most ops on small arrays)."""
-        if not bindings.values:
-            key: tuple = ()
-        else:
-            key = tuple(sorted((str(s), v) for s, v in bindings.values.items()))
-        shapes = self._shapes.setdefault(key, {})
-        found = shapes.get(node)
-        if found is None:
-            found = bindings.evaluate_shape(node.shape)
-            shapes[node] = found
-        return found
-
     def _evaluate(self, node: Any, args: list, bindings: Bindings) -> np.ndarray:
         try:
-            shape = self._shape(node, bindings)
+            shape = bindings.evaluate_shape(node.shape)
         except BindError as error:
             raise BindError(f"{node.op} (built at {node.where}): {error}") from None
         ctx = ImplContext(node.attrs, shape, node.dtype, node, bindings)
