@@ -13,6 +13,7 @@ from llvmlite import ir
 
 from backends.llvm.irutil import I64, convert, llvm_type
 from backends.llvm.ops import _finish
+from backends.llvm.shape_ops import _address
 from graphc.kernels import Kernel
 from graphc.node import Node
 
@@ -22,24 +23,30 @@ def _const(v: int) -> ir.Constant:
 
 
 def _load_at(self, b: ir.IRBuilder, node: Node, index: list) -> ir.Value:  # noqa: ANN001
-    """node[index] for i64 index values (row-major)."""
-    offset = _const(0)
-    stride = _const(1)
-    for d, i in reversed(list(zip(node.shape, index))):
-        offset = b.add(offset, b.mul(i, stride, name="t"), name="off")
-        stride = b.mul(stride, self.size(b, d), name="st")
-    offset = self.checked(b, node, offset)
-    return b.load(b.gep(self.pointer(b, node), [offset], name="at"), name="ld")
+    """node[index] for i64 index values (row-major, bounds-checked in that mode)."""
+    return b.load(_address(self, b, node, index), name="ld")
 
 
-def _store_add(self, b: ir.IRBuilder, node: Node, index: list, value: ir.Value) -> None:  # noqa: ANN001
-    offset = _const(0)
-    stride = _const(1)
-    for d, i in reversed(list(zip(node.shape, index))):
-        offset = b.add(offset, b.mul(i, stride, name="t"), name="off")
-        stride = b.mul(stride, self.size(b, d), name="st")
-    ptr = b.gep(self.pointer(b, node), [self.checked(b, node, offset)], name="at")
-    b.store(b.fadd(b.load(ptr, name="old"), value, name="acc"), ptr)
+def covering(self, b, pos, k, extents, strides, dilations, befores):  # noqa: ANN001, ANN202
+    """For input position `pos` and kernel tap `k` (one i64 per axis): the output position q
+    whose window reads pos through k, i.e. pos + before - k*dilation = q*stride exactly with
+    0 <= q < extent; as (clamped q per axis, whether such a q exists on every axis). The
+    adjoints (conv_transpose, col2im, avg_pool_grad) gather through it."""
+    inside = ir.Constant(ir.IntType(1), 1)
+    index = []
+    for p, kk, m, s, d, before in zip(pos, k, extents, strides, dilations, befores):
+        at = b.sub(b.add(p, _const(before), name="pp"), b.mul(kk, _const(d), name="kd"), name="a")
+        exact = b.icmp_signed("==", b.srem(at, _const(s), name="r"), _const(0), name="ex")
+        q = b.sdiv(at, _const(s), name="q")
+        in_range = b.and_(
+            b.icmp_signed(">=", at, _const(0), name="ge"),
+            b.icmp_signed("<", q, m, name="lt"),
+            name="rng",
+        )
+        ok = b.and_(exact, in_range, name="ok")
+        inside = b.and_(inside, ok, name="inside")
+        index.append(b.select(ok, q, _const(0), name="safe"))
+    return index, inside
 
 
 def _source(self, b, attrs, pos, k, extent):  # noqa: ANN001, ANN202
@@ -143,27 +150,11 @@ def conv_transpose(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN0
         def tap(inner: list) -> None:
             oo, *k = inner
             o = b.add(b.mul(group, c_out_g, name="go"), oo, name="o")
-            inside = ir.Constant(ir.IntType(1), 1)
-            index = []
-            for p, kk, m, s, d, (before, _) in zip(
-                pos, k, y.shape[2:], attrs["stride"], attrs["dilation"], attrs["padding"]
-            ):
-                at = b.sub(
-                    b.add(p, _const(before), name="pp"), b.mul(kk, _const(d), name="kd"), name="a"
-                )
-                exact = b.icmp_signed("==", b.srem(at, _const(s), name="r"), _const(0), name="ex")
-                q = b.sdiv(at, _const(s), name="q")
-                ok = b.and_(
-                    exact,
-                    b.and_(
-                        b.icmp_signed(">=", at, _const(0), name="ge"),
-                        b.icmp_signed("<", q, self.size(b, m), name="lt"),
-                        name="rng",
-                    ),
-                    name="ok",
-                )
-                inside = b.and_(inside, ok, name="inside")
-                index.append(b.select(ok, q, _const(0), name="safe"))
+            extents = [self.size(b, m) for m in y.shape[2:]]
+            befores = [before for before, _ in attrs["padding"]]
+            index, inside = covering(
+                self, b, pos, k, extents, attrs["stride"], attrs["dilation"], befores
+            )
             yv = convert(b, _load_at(self, b, y, [n, o, *index]), ty, "yv")
             wv = convert(b, _load_at(self, b, w, [o, c, *k]), ty, "wv")
             term = b.select(inside, b.fmul(yv, wv, name="yw"), ir.Constant(ty, 0.0), name="term")
@@ -248,29 +239,13 @@ def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         b.store(ir.Constant(ty, 0.0), acc)
 
         def tap(k: list) -> None:
-            inside = ir.Constant(ir.IntType(1), 1)
+            befores = [before for before, _ in attrs["padding"]]
+            index, inside = covering(
+                self, b, pos, k, out_sizes, attrs["stride"], attrs["dilation"], befores
+            )
             q_flat = _const(0)
-            for i, kk, m, s, d, (before, _) in zip(
-                pos, k, out_sizes, attrs["stride"], attrs["dilation"], attrs["padding"]
-            ):
-                at = b.sub(
-                    b.add(i, _const(before), name="ip"), b.mul(kk, _const(d), name="kd"), name="a"
-                )
-                exact = b.icmp_signed("==", b.srem(at, _const(s), name="r"), _const(0), name="ex")
-                q = b.sdiv(at, _const(s), name="q")
-                ok = b.and_(
-                    exact,
-                    b.and_(
-                        b.icmp_signed(">=", at, _const(0), name="ge"),
-                        b.icmp_signed("<", q, m, name="lt"),
-                        name="rng",
-                    ),
-                    name="ok",
-                )
-                inside = b.and_(inside, ok, name="inside")
-                q_flat = b.add(
-                    b.mul(q_flat, m, name="qm"), b.select(ok, q, _const(0), name="safe"), name="qf"
-                )
+            for q, m in zip(index, out_sizes):
+                q_flat = b.add(b.mul(q_flat, m, name="qm"), q, name="qf")
             k_flat = _const(0)
             for kk, size in zip(k, kernel_sizes):
                 k_flat = b.add(b.mul(k_flat, size, name="km"), kk, name="kf")

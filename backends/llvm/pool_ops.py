@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from backends.llvm.conv_ops import _const, _load_at
+from backends.llvm.conv_ops import _const, _load_at, covering
 from backends.llvm.irutil import I1, I64, convert, is_float, llvm_type
 from backends.llvm.ops import _finish, _math
 from backends.llvm.shape_ops import (
@@ -225,23 +225,11 @@ def avg_pool_grad(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN00
         b.store(ir.Constant(ty, 0.0), total)
 
         def tap(k: list) -> None:
-            inside = ir.Constant(I1, 1)
-            index = []
-            for i, kk, m, s, pad in zip(pos, k, g.shape[2:], attrs["stride"], attrs["padding"]):
-                at = b.sub(b.add(i, _const(pad), name="ip"), kk, name="a")
-                exact = b.icmp_signed("==", b.srem(at, _const(s), name="r"), _const(0), name="ex")
-                q = b.sdiv(at, _const(s), name="q")
-                ok = b.and_(
-                    exact,
-                    b.and_(
-                        b.icmp_signed(">=", at, _const(0), name="ge"),
-                        b.icmp_signed("<", q, self.size(b, m), name="lt"),
-                        name="rng",
-                    ),
-                    name="ok",
-                )
-                inside = b.and_(inside, ok, name="inside")
-                index.append(b.select(ok, q, _const(0), name="safe"))
+            extents = [self.size(b, m) for m in g.shape[2:]]
+            ones = (1,) * len(k)  # no dilation
+            index, inside = covering(
+                self, b, pos, k, extents, attrs["stride"], ones, attrs["padding"]
+            )
             v = convert(b, _load_at(self, b, g, [n, c, *index]), ty, "v")
             v = b.select(inside, v, ir.Constant(ty, 0.0), name="v0")
             b.store(b.fadd(b.load(total, name="t"), v, name="sum"), total)

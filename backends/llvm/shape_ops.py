@@ -113,9 +113,7 @@ def _pointer(self, b: ir.IRBuilder, node: Node) -> ir.Value:  # noqa: ANN001
 def _address(self, b: ir.IRBuilder, node: Node, index: list) -> ir.Value:  # noqa: ANN001
     """The address of node's element at the i64 values `index` (one per axis)."""
     offset = self.offset(b, node.shape, tuple(LOOP_VARS[: len(index)]), list(index))
-    checked = getattr(self, "checked", None)  # GRAPHC_BOUNDS_CHECK=1
-    if checked is not None:
-        offset = checked(b, node, offset)
+    offset = self.checked(b, node, offset)  # a no-op unless GRAPHC_BOUNDS_CHECK=1
     return b.gep(_pointer(self, b, node), [offset], name="at")
 
 
