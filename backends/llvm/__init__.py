@@ -2,8 +2,9 @@
 
 `gc.compile(..., backend="llvm")` fuses the graph (graphc/passes), builds one LLVM
 module (backends/llvm/codegen.py), verifies it, optimises it at -O3 for the host CPU
-and JIT-compiles it with MCJIT. A call binds the symbolic sizes, allocates the output
-and temporary buffers, and runs `graphc_main` once (ctypes releases the GIL).
+and JIT-compiles it with MCJIT (backends/llvm/jit.py). A call takes the buffers of this
+thread's arena for the bound sizes (allocated on the first call with those sizes) and runs
+`graphc_main` once (ctypes releases the GIL).
 GRAPHC_DEBUG=3 prints the LLVM IR, =4 the assembly; `f.source` holds the IR. Object code
 is cached on disk (backends/llvm/cache.py), so a second process skips LLVM.
 """
