@@ -5,6 +5,7 @@ The public API; this module only re-exports. See README.md for a tour.
 
 from graphc import data, structured
 from graphc import ops as _ops
+from graphc.annotate import latex
 from graphc.autodiff import DifferentiationError, check_grad, check_jvp, grad, hvp, jvp, vjp
 from graphc.backend import ExecutionError, available_backends
 from graphc.compile import Function, compile
@@ -175,6 +176,7 @@ __all__ = [
     "rfft",
     "rfftn",
     "save_graph",
+    "latex",
     "sigmoid",
     "softmax",
     "softmax_cross_entropy",

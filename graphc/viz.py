@@ -15,6 +15,7 @@ an op with several operands numbers its edges by argument position.
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from graphc.annotate import annotations, number_text
 from graphc.compile import Function
 from graphc.node import Node, toposort
 from graphc.tensor import unwrap
@@ -45,6 +47,7 @@ _OUTPUT = {"peripheries": "2", "penwidth": "1.6", "fillcolor": "#d3f9d8", "color
 _UPDATE = {"peripheries": "2", "penwidth": "1.6", "fillcolor": "#ffe8cc", "color": "#d9480f"}
 _HIDDEN_ATTRS = ("name", "uid", "state", "value")
 _MAX_ATTR_TEXT = 48
+VALUE_COLOR, GRAD_COLOR = "#1c64c8", "#c92a2a"  # forward values, derivatives of the output
 
 
 def quote(text: str) -> str:
@@ -95,15 +98,27 @@ def _roots(outputs: Any) -> tuple[list, list, list]:
     return [], nodes, []
 
 
-def to_dot(outputs: Any, name: str = "graphc", rankdir: str = "TB") -> str:
+def to_dot(
+    outputs: Any,
+    name: str = "graphc",
+    rankdir: str = "TB",
+    feed: dict | None = None,
+    grads: bool = False,
+) -> str:
     """Graphviz DOT text of the graph computing `outputs`.
 
     outputs: a Tensor, a list of Tensors (or Nodes), or a compiled graphc.Function,
     whose outputs and parameter updates are drawn. rankdir: "TB" (top to bottom) or "LR".
+    feed ({input: value}): every node also shows its value at that point (blue), and with
+    grads=True the derivative of the (scalar) output with respect to it (red): the picture
+    of backpropagation.
     """
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"to_dot: rankdir must be TB, LR, BT or RL, got {rankdir!r}")
     extra, results, updates = _roots(outputs)
+    if grads and feed is None:
+        raise ValueError("to_dot(grads=True) needs feed={input: value} to evaluate the graph at")
+    notes = annotations(results, feed, grads) if feed is not None else {}
     order = toposort(extra + results + [new for _, new in updates])
     ids = {node: f"n{k}" for k, node in enumerate(order)}
     output_index = {}
@@ -123,7 +138,7 @@ def to_dot(outputs: Any, name: str = "graphc", rankdir: str = "TB") -> str:
     for node in order:
         if node in cluster_of:
             continue  # drawn inside its kernel's cluster below
-        lines.append("  " + _node_line(node, ids, results, output_index, update_of))
+        lines.append("  " + _node_line(node, ids, results, output_index, update_of, notes))
     kernels = outputs.program.kernels.kernels if cluster_of else []
     for kernel in kernels:
         lines.append(f"  subgraph cluster_{kernel.name} {{")
@@ -133,7 +148,7 @@ def to_dot(outputs: Any, name: str = "graphc", rankdir: str = "TB") -> str:
             'fontcolor="#7048e8"; fontname="Helvetica"; fontsize=10;'
         )
         for node in kernel.nodes:
-            lines.append("    " + _node_line(node, ids, results, output_index, update_of))
+            lines.append("    " + _node_line(node, ids, results, output_index, update_of, notes))
         lines.append("  }")
     for node in order:
         numbered = len(node.inputs) > 1
@@ -149,7 +164,9 @@ def to_dot(outputs: Any, name: str = "graphc", rankdir: str = "TB") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _node_line(node: Node, ids: dict, results: list, output_index: dict, update_of: dict) -> str:
+def _node_line(
+    node: Node, ids: dict, results: list, output_index: dict, update_of: dict, notes: dict
+) -> str:
     kind = node.op if node.op in ("input", "param", "constant") else "op"
     label = [_head(node), _shape_text(node)]
     style = dict(_STYLE[kind])
@@ -161,9 +178,17 @@ def _node_line(node: Node, ids: dict, results: list, output_index: dict, update_
     if node in update_of:
         label.append("new " + ", ".join(update_of[node]))
         style.update(_UPDATE)
-    style["label"] = "\n".join(label)
     style["tooltip"] = f"built at {node.where}"
-    return f"{ids[node]} [{_attrs(style)}];"
+    if node not in notes:
+        style["label"] = "\n".join(label)
+        return f"{ids[node]} [{_attrs(style)}];"
+    value, derivative = notes[node]  # an HTML-like label: black text, blue value, red grad
+    rows = [html.escape(line) for text in label for line in text.split("\n")]
+    rows.append(f'<font color="{VALUE_COLOR}">value = {html.escape(number_text(value))}</font>')
+    if derivative is not None:
+        text = html.escape(number_text(derivative))
+        rows.append(f'<font color="{GRAD_COLOR}">grad = {text}</font>')
+    return f"{ids[node]} [{_attrs(style)}, label=<{'<br/>'.join(rows)}>];"
 
 
 def _clusters(outputs: Any) -> dict:
@@ -179,7 +204,7 @@ def save_graph(outputs: Any, path: str | os.PathLike, **options: Any) -> Path:
     path ending in .dot: the DOT text. .svg or .png: the DOT text is always written
     beside it (same name, .dot) and Graphviz's `dot` renders the picture; when `dot`
     is not installed a RuntimeError says so (the .dot file is there all the same).
-    options go to `to_dot` (name, rankdir).
+    options go to `to_dot` (name, rankdir, feed, grads).
     """
     path = Path(path)
     suffix = path.suffix.lower()
