@@ -65,6 +65,20 @@ def _parser() -> argparse.ArgumentParser:
         "--out", default="graph.svg", help="output file: .dot, .svg or .png (graph.svg)"
     )
     viz.add_argument("--rankdir", default="TB", choices=("TB", "LR"), help="layout direction")
+    viz.add_argument(
+        "--optimized", action="store_true", help="draw the graph after the passes, kernels boxed"
+    )
+    viz.add_argument(
+        "--grad",
+        action="store_true",
+        help="also draw the gradient of the first scalar output w.r.t. the params (violet)",
+    )
+    viz.add_argument(
+        "--html", action="store_true", help="also write OUT.html: the picture and its kernels"
+    )
+    viz.add_argument(
+        "--backend", default="numpy", choices=available_backends(), help="for --optimized"
+    )
     return parser
 
 
@@ -78,7 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return demo(args.data, args.backend, args.out, args.activation, args.seed)
-        return viz(args.target, args.out, args.rankdir)
+        return viz(
+            args.target,
+            args.out,
+            args.rankdir,
+            optimized=args.optimized,
+            grad=args.grad,
+            html_page=args.html,
+            backend=args.backend,
+        )
     except (FileNotFoundError, ValueError, RuntimeError, ImportError, TypeError) as error:
         print(f"graphc {args.command}: error: {error}", file=sys.stderr)
         return 1
@@ -172,14 +194,65 @@ def _load(target: str) -> Any:
     return function
 
 
-def viz(target: str, out: str = "graph.svg", rankdir: str = "TB") -> int:
+def viz(
+    target: str,
+    out: str = "graph.svg",
+    rankdir: str = "TB",
+    optimized: bool = False,
+    grad: bool = False,
+    html_page: bool = False,
+    backend: str = "numpy",
+) -> int:
     """`graphc viz`: call MODULE:FUNCTION() and draw the graph it returns."""
     from graphc.viz import save_graph
+    from graphc.viz_html import save_html
 
-    result = _load(target)()
+    drawn, forward = _graph_to_draw(_load(target)(), optimized, grad, backend)
     path = Path(out)
-    written = save_graph(result, path, rankdir=rankdir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = save_graph(drawn, path, rankdir=rankdir, forward_outputs=forward)
     if written.suffix.lower() != ".dot":
         print(f"wrote {written.with_suffix('.dot')}")
     print(f"wrote {written}")
+    if html_page:
+        page = save_html(
+            drawn,
+            path.with_suffix(".html"),
+            rankdir=rankdir,
+            forward_outputs=forward,
+            title=f"graphc viz {target}",
+        )
+        print(f"wrote {page}")
     return 0
+
+
+def _graph_to_draw(result: Any, optimized: bool, grad: bool, backend: str) -> tuple:
+    """(what to draw: Tensors or a compiled Function, how many outputs are the forward ones)."""
+    import graphc as gc
+    from graphc.node import Node, toposort
+    from graphc.tensor import unwrap, wrap
+
+    if isinstance(result, gc.Function):
+        if grad:
+            raise ValueError("--grad needs the function to return Tensors, not a compiled Function")
+        return result, None
+    items = list(result) if isinstance(result, (list, tuple)) else [result]
+    outputs = [unwrap(item) for item in items]
+    if not all(isinstance(node, Node) for node in outputs):
+        raise TypeError("the function must return a Tensor, a list of Tensors or a Function")
+    forward = None
+    if grad:
+        loss = next((n for n in outputs if n.rank == 0 and n.dtype.startswith("float")), None)
+        if loss is None:
+            raise ValueError("--grad needs a scalar float output (a loss) among the results")
+        leaves = toposort(outputs)
+        wrt = [n for n in leaves if n.op == "param"] or [
+            n for n in leaves if n.op == "input" and n.dtype.startswith("float")
+        ]
+        forward = len(outputs)
+        grads = gc.grad(wrap(loss), [wrap(w) for w in wrt])
+        outputs = outputs + [unwrap(g) for g in grads]
+    if not optimized:
+        return outputs, forward
+    inputs = [n for n in toposort(outputs) if n.op == "input"]
+    return gc.compile(inputs, outputs, backend=backend), forward

@@ -44,6 +44,7 @@ _STYLE = {
     "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#ffffff", "color": "#444444"},
 }
 _OUTPUT = {"peripheries": "2", "penwidth": "1.6", "fillcolor": "#d3f9d8", "color": "#2b8a3e"}
+_GRADIENT = {"fillcolor": "#f3e8ff", "color": "#7e22ce", "fontcolor": "#5b168f"}
 _UPDATE = {"peripheries": "2", "penwidth": "1.6", "fillcolor": "#ffe8cc", "color": "#d9480f"}
 _HIDDEN_ATTRS = ("name", "uid", "state", "value")
 _MAX_ATTR_TEXT = 48
@@ -104,6 +105,7 @@ def to_dot(
     rankdir: str = "TB",
     feed: dict | None = None,
     grads: bool = False,
+    forward_outputs: int | None = None,
 ) -> str:
     """Graphviz DOT text of the graph computing `outputs`.
 
@@ -111,7 +113,8 @@ def to_dot(
     whose outputs and parameter updates are drawn. rankdir: "TB" (top to bottom) or "LR".
     feed ({input: value}): every node also shows its value at that point (blue), and with
     grads=True the derivative of the (scalar) output with respect to it (red): the picture
-    of backpropagation.
+    of backpropagation. forward_outputs=k: the outputs after the first k are gradients;
+    the nodes only they need are drawn in the gradient colour (violet).
     """
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"to_dot: rankdir must be TB, LR, BT or RL, got {rankdir!r}")
@@ -120,6 +123,9 @@ def to_dot(
         raise ValueError("to_dot(grads=True) needs feed={input: value} to evaluate the graph at")
     notes = annotations(results, feed, grads) if feed is not None else {}
     order = toposort(extra + results + [new for _, new in updates])
+    gradient: set = set()
+    if forward_outputs is not None:
+        gradient = set(order) - set(toposort(results[:forward_outputs]))
     ids = {node: f"n{k}" for k, node in enumerate(order)}
     output_index = {}
     for k, node in enumerate(results):
@@ -135,10 +141,14 @@ def to_dot(
         '  edge [fontname="Helvetica", fontsize=8, color="#555555", arrowsize=0.7];',
     ]
     cluster_of = _clusters(outputs)
+
+    def line(node: Node) -> str:
+        return _node_line(node, ids, results, output_index, update_of, notes, gradient)
+
     for node in order:
         if node in cluster_of:
             continue  # drawn inside its kernel's cluster below
-        lines.append("  " + _node_line(node, ids, results, output_index, update_of, notes))
+        lines.append("  " + line(node))
     kernels = outputs.program.kernels.kernels if cluster_of else []
     for kernel in kernels:
         lines.append(f"  subgraph cluster_{kernel.name} {{")
@@ -148,7 +158,7 @@ def to_dot(
             'fontcolor="#7048e8"; fontname="Helvetica"; fontsize=10;'
         )
         for node in kernel.nodes:
-            lines.append("    " + _node_line(node, ids, results, output_index, update_of, notes))
+            lines.append("    " + line(node))
         lines.append("  }")
     for node in order:
         numbered = len(node.inputs) > 1
@@ -165,7 +175,13 @@ def to_dot(
 
 
 def _node_line(
-    node: Node, ids: dict, results: list, output_index: dict, update_of: dict, notes: dict
+    node: Node,
+    ids: dict,
+    results: list,
+    output_index: dict,
+    update_of: dict,
+    notes: dict,
+    gradient: set,
 ) -> str:
     kind = node.op if node.op in ("input", "param", "constant") else "op"
     label = [_head(node), _shape_text(node)]
@@ -178,6 +194,8 @@ def _node_line(
     if node in update_of:
         label.append("new " + ", ".join(update_of[node]))
         style.update(_UPDATE)
+    if node in gradient:
+        style.update(_GRADIENT)  # outputs keep their double border, in the gradient's colour
     style["tooltip"] = f"built at {node.where}"
     if node not in notes:
         style["label"] = "\n".join(label)
@@ -204,7 +222,7 @@ def save_graph(outputs: Any, path: str | os.PathLike, **options: Any) -> Path:
     path ending in .dot: the DOT text. .svg or .png: the DOT text is always written
     beside it (same name, .dot) and Graphviz's `dot` renders the picture; when `dot`
     is not installed a RuntimeError says so (the .dot file is there all the same).
-    options go to `to_dot` (name, rankdir, feed, grads).
+    options go to `to_dot` (name, rankdir, feed, grads, forward_outputs).
     """
     path = Path(path)
     suffix = path.suffix.lower()

@@ -66,6 +66,10 @@ class LLVMExecutable:
         self._layouts: dict = {}
         self._local = threading.local()
 
+    def kernel_source(self, number: int) -> str:
+        """The LLVM IR of kernel `number`'s function (before optimisation)."""
+        return str(self.builder.kernel_functions[number])
+
     def assembly(self) -> str:
         return self.tm.emit_assembly(self.optimized)
 

@@ -87,9 +87,11 @@ class ModuleBuilder:
         bufs, sizes, status = main.args
         bufs.name, sizes.name, status.name = "bufs", "sizes", "status"
         self.kernel_number = 0
+        self.kernel_functions: list = []  # one per kernel, in order (f.executable.kernel_source)
         for number, kernel in enumerate(program.kernels):
             self.kernel_number = number
             fn = self.kernel(kernel)
+            self.kernel_functions.append(fn)
             builder.call(fn, [bufs, sizes, status])
         builder.ret_void()
 
