@@ -17,7 +17,8 @@ from llvmlite import __version__ as llvmlite_version
 from llvmlite import binding as llvm
 
 MAGIC = b"GRAPHC-OBJ-1\n"
-PIPELINE = "O3 loop-vectorize slp-vectorize no-unroll"  # change it when the optimiser's options change
+# change it when the optimiser's options change
+PIPELINE = "O3 loop-vectorize slp-vectorize no-unroll"
 
 
 def folder() -> Path:

@@ -227,18 +227,34 @@ class ModuleBuilder:
             own[n] = root_index(n) if c is None else ops.operand_index(c, n, own[c])
         cache: dict = {}
 
+        def size(e: sympy.Expr) -> ir.Value:
+            return self.size(b, e)
+
+        def value(key: tuple) -> ir.Value:
+            return known[key[0]] if key[0] in known else cache[key]
+
         def get(node: Node, index: tuple) -> ir.Value:
-            if node in known:
-                return known[node]
-            key = (node, ops._normal(node.shape, index))
-            if key not in cache:
-                if node in members:
-                    args = [get(i, ops.operand_index(node, i, index)) for i in node.inputs]
-                    size = lambda e: self.size(b, e)  # noqa: E731
-                    cache[key] = scalar.lower(b, node, args, self.math, size)
-                else:
-                    cache[key] = self.load(b, node, key[1], loops)
-            return cache[key]
+            # operands first, without recursion (a chain of a thousand ops is a fine kernel)
+            top = (node, ops._normal(node.shape, index))
+            stack = [(top, False)]
+            while stack:
+                key, ready = stack.pop()
+                n, at = key
+                if n in known or key in cache:
+                    continue
+                if n not in members:
+                    cache[key] = self.load(b, n, at, loops)
+                    continue
+                operands = [
+                    (i, ops._normal(i.shape, ops.operand_index(n, i, at))) for i in n.inputs
+                ]
+                if ready:
+                    args = [value(k) for k in operands]
+                    cache[key] = scalar.lower(b, n, args, self.math, size)
+                    continue
+                stack.append((key, True))
+                stack.extend((k, False) for k in reversed(operands))
+            return value(top)
 
         return get, own
 

@@ -92,7 +92,7 @@ def conv(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             xv = convert(b, _load_at(self, b, x, [n, channel, *index]), ty, "xv")
             wv = convert(b, _load_at(self, b, w, [o, c, *k]), ty, "wv")
             term = b.select(inside, b.fmul(xv, wv, name="xw"), ir.Constant(ty, 0.0), name="term")
-            b.store(b.fadd(b.load(acc, name="a"), term, name="sum"), acc)
+            b.store(b.fadd(b.load(acc, name="a"), term, name="sum", flags=["reassoc", "nsz"]), acc)
 
         self._nest(b, tuple(w.shape[1:]), tap, "t")
         _finish(self, b, kernel, b.load(acc, name="y"), loops)
@@ -121,7 +121,7 @@ def conv_wgrad(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             xv = convert(b, _load_at(self, b, x, [n, channel, *index]), ty, "xv")
             yv = convert(b, _load_at(self, b, y, [n, o, *pos]), ty, "yv")
             term = b.select(inside, b.fmul(xv, yv, name="xy"), ir.Constant(ty, 0.0), name="term")
-            b.store(b.fadd(b.load(acc, name="a"), term, name="sum"), acc)
+            b.store(b.fadd(b.load(acc, name="a"), term, name="sum", flags=["reassoc", "nsz"]), acc)
 
         self._nest(b, (y.shape[0], *y.shape[2:]), tap, "t")
         _finish(self, b, kernel, b.load(acc, name="dw"), loops)
@@ -158,7 +158,7 @@ def conv_transpose(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN0
             yv = convert(b, _load_at(self, b, y, [n, o, *index]), ty, "yv")
             wv = convert(b, _load_at(self, b, w, [o, c, *k]), ty, "wv")
             term = b.select(inside, b.fmul(yv, wv, name="yw"), ir.Constant(ty, 0.0), name="term")
-            b.store(b.fadd(b.load(acc, name="a"), term, name="sum"), acc)
+            b.store(b.fadd(b.load(acc, name="a"), term, name="sum", flags=["reassoc", "nsz"]), acc)
 
         self._nest(b, (c_out_g_size(w, groups), *w.shape[2:]), tap, "t")
         _finish(self, b, kernel, b.load(acc, name="x"), loops)
@@ -255,7 +255,7 @@ def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             row = b.add(b.mul(c, taps, name="ct"), k_flat, name="row")
             v = convert(b, _load_at(self, b, cols, [n, g, row, q_flat]), ty, "v")
             term = b.select(inside, v, ir.Constant(ty, 0.0), name="term")
-            b.store(b.fadd(b.load(acc, name="s"), term, name="sum"), acc)
+            b.store(b.fadd(b.load(acc, name="s"), term, name="sum", flags=["reassoc", "nsz"]), acc)
 
         self._nest(b, tuple(attrs["kernel_size"]), tap, "t")
         _finish(self, b, kernel, b.load(acc, name="x"), loops)

@@ -129,7 +129,15 @@ def _row_stats(self, b, source, axes, outer, keep, ty):  # noqa: ANN001, ANN202
 
     def add_exp(inner: list) -> None:
         shifted = b.fsub(read(inner), m, name="shifted")
-        b.store(b.fadd(b.load(total, name="s"), math.call("exp", shifted), name="acc"), total)
+        b.store(
+            b.fadd(
+                b.load(total, name="s"),
+                math.call("exp", shifted),
+                name="acc",
+                flags=["reassoc", "nsz"],
+            ),
+            total,
+        )
 
     self._nest(b, extent, add_exp, "e")
     return m, b.load(total, name="sum"), full, read
@@ -220,7 +228,10 @@ def cross_entropy(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN00
                 )
                 q = b.fadd(b.fmul(ir.Constant(ty, 1.0 - eps), q, name="qs"), spread, name="q2")
                 term = b.fmul(q, b.fsub(log_z, read(inner), name="nll"), name="term")
-                b.store(b.fadd(b.load(total, name="t"), term, name="tsum"), total)
+                b.store(
+                    b.fadd(b.load(total, name="t"), term, name="tsum", flags=["reassoc", "nsz"]),
+                    total,
+                )
 
             self._nest(b, (logits.shape[last],), add, "q")
             value = b.load(total, name="loss")
@@ -238,7 +249,15 @@ def cross_entropy(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN00
             if eps:
 
                 def add(inner: list) -> None:
-                    b.store(b.fadd(b.load(total, name="t"), read(inner), name="zsum"), total)
+                    b.store(
+                        b.fadd(
+                            b.load(total, name="t"),
+                            read(inner),
+                            name="zsum",
+                            flags=["reassoc", "nsz"],
+                        ),
+                        total,
+                    )
 
                 self._nest(b, (logits.shape[last],), add, "z")
                 mean_nll = b.fsub(

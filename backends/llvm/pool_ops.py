@@ -199,7 +199,7 @@ def avg_pool(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             index, inside = _positions(self, b, anchor.attrs, pos, k, x.shape[2:])
             v = convert(b, _load_at(self, b, x, [n, c, *index]), ty, "v")
             v = b.select(inside, v, ir.Constant(ty, 0.0), name="v0")
-            b.store(b.fadd(b.load(total, name="t"), v, name="sum"), total)
+            b.store(b.fadd(b.load(total, name="t"), v, name="sum", flags=["reassoc", "nsz"]), total)
 
         self._nest(b, anchor.attrs["window"], tap, "k")
         mean = b.fdiv(
@@ -232,7 +232,7 @@ def avg_pool_grad(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN00
             )
             v = convert(b, _load_at(self, b, g, [n, c, *index]), ty, "v")
             v = b.select(inside, v, ir.Constant(ty, 0.0), name="v0")
-            b.store(b.fadd(b.load(total, name="t"), v, name="sum"), total)
+            b.store(b.fadd(b.load(total, name="t"), v, name="sum", flags=["reassoc", "nsz"]), total)
 
         self._nest(b, attrs["window"], tap, "k")
         share = b.fdiv(

@@ -169,3 +169,17 @@ def test_bad_max_unpool_indices_are_an_error_not_a_wild_write():
     )
     with pytest.raises(gc.ExecutionError):
         f(np.ones((1, 1, 2), np.float32), np.array([[[1, 99]]]))
+
+
+def test_a_chain_of_800_elementwise_ops_is_one_kernel_without_recursion_limits():
+    x, a, b = gc.input("x", (33,), dtype="float64"), gc.input("a", ()), gc.input("b", ())
+    y = x
+    for _ in range(400):
+        y = y * a + b  # a, b are inputs: the chain stays 800 ops long
+    f = gc.compile([x, a, b], y, backend="llvm")
+    assert len(f.program.kernels.kernels) == 1
+    xv = np.linspace(-1, 1, 33)
+    expected = xv.copy()
+    for _ in range(400):
+        expected = expected * np.float32(0.999) + np.float32(0.001)
+    np.testing.assert_allclose(f(xv, np.float32(0.999), np.float32(0.001)), expected, rtol=1e-12)
