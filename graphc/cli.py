@@ -1,4 +1,4 @@
-"""The `graphc` command line: `graphc demo`, `graphc viz MODULE:FUNCTION`."""
+"""The `graphc` command line: `graphc demo`, `graphc bench`, `graphc viz MODULE:FUNCTION`."""
 
 from __future__ import annotations
 
@@ -51,6 +51,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=0, help="seed of the initial weights (0)")
 
+    bench = commands.add_parser(
+        "bench",
+        help="time the generated kernels against the machine's limits and installed peers",
+        description=(
+            "Measure this machine's limits (a generated copy kernel's bandwidth, a generated "
+            "FMA loop's GFLOP/s, BLAS GEMM), then time each case of the suites on the backend "
+            "and on the installed peers; print every row with its fraction of the roofline and "
+            "its ratio to each peer. Peers that are not installed are reported as skipped."
+        ),
+    )
+    bench.add_argument("--backend", default="llvm", choices=available_backends())
+    bench.add_argument("--suite", default="all", choices=("kernels", "models", "conv", "all"))
+    bench.add_argument("--peers", default="torch,jax,pytensor", help="comma-separated")
+    bench.add_argument(
+        "--threads", type=int, default=None, help="threads for graphc and peers (all cores)"
+    )
+    bench.add_argument("--json", metavar="FILE", help="write every sample and the machine")
+    bench.add_argument(
+        "--plot", metavar="FILE.png", help="write the roofline there and FILE-ratios.png"
+    )
+    bench.add_argument("--quick", action="store_true", help="small sizes, short budgets")
+
     viz = commands.add_parser(
         "viz",
         help="draw the graph that a python function returns",
@@ -90,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command == "bench":
+            return bench_command(args, argv)
         if args.command == "demo":
             return demo(args.data, args.backend, args.out, args.activation, args.seed)
         return viz(
@@ -256,3 +280,40 @@ def _graph_to_draw(result: Any, optimized: bool, grad: bool, backend: str) -> tu
         return outputs, forward
     inputs = [n for n in toposort(outputs) if n.op == "input"]
     return gc.compile(inputs, outputs, backend=backend), forward
+
+
+def bench_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """`graphc bench`: runs itself again in a child process when the thread variables of
+    --threads are not set yet (BLAS reads them when it is loaded)."""
+    import os
+    import subprocess
+
+    from graphc.bench import PEERS, bench, write_json
+
+    threads = args.threads or os.cpu_count() or 1
+    wanted = {
+        "GRAPHC_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}",
+    }
+    if any(os.environ.get(k) != v for k, v in wanted.items()):
+        given = list(argv) if argv is not None else sys.argv[1:]
+        command = [sys.executable, "-m", "graphc", *given]
+        return subprocess.run(command, env={**os.environ, **wanted}).returncode
+    peers = tuple(p for p in args.peers.split(",") if p)
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        raise ValueError(f"unknown peers {', '.join(unknown)}; known: {', '.join(PEERS)}")
+    suites = ("kernels", "models", "conv") if args.suite == "all" else (args.suite,)
+    report = bench(args.backend, suites, peers, threads, args.quick)
+    if args.json:
+        print(f"wrote {write_json(report, args.json)}")
+    if args.plot:
+        from graphc.bench.plots import ratio_bars, roofline
+
+        plot = Path(args.plot)
+        print(f"wrote {roofline(report, plot)}")
+        print(f"wrote {ratio_bars(report, plot.with_name(plot.stem + '-ratios' + plot.suffix))}")
+    return 0
