@@ -18,6 +18,15 @@ def _pyplot():  # noqa: ANN202
     return plt
 
 
+def _save(plt, fig, path: str | os.PathLike) -> Path:  # noqa: ANN001
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def roofline(report: dict, path: str | os.PathLike) -> Path:
     plt = _pyplot()
     limits = report["limits"]
@@ -52,12 +61,7 @@ def roofline(report: dict, path: str | os.PathLike) -> Path:
     )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def ratio_bars(report: dict, path: str | os.PathLike) -> Path:
@@ -78,12 +82,7 @@ def ratio_bars(report: dict, path: str | os.PathLike) -> Path:
     ax.set_xlabel("peer time / graphc time (> 1: graphc is faster)")
     ax.set_title(f"graphc {report['backend']} against peers, {report['threads']} thread(s)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 __all__ = ["ratio_bars", "roofline"]
