@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from graphc.backend import Program, get_backend
-from graphc.node import Node, toposort
+from graphc.node import DTYPES, Node, toposort
 from graphc.passes import optimize as run_passes
 from graphc.passes.fuse import fuse
 from graphc.shapes import BindError, Bindings, ShapeError, dims_equal, shape_str
@@ -67,10 +67,15 @@ def _article(dtype: str) -> str:
     return "an" if dtype[0] in "aeiou" else "a"
 
 
+_NUMPY_DTYPES = {name: np.dtype(name) for name in DTYPES}
+
+
 def _coerce_argument(node: Node, value: Any) -> np.ndarray:
     """The array for input `node`, or a clear error when its dtype cannot be used."""
-    name = node.attrs["name"]
     expected = node.dtype
+    if isinstance(value, np.ndarray) and value.dtype is _NUMPY_DTYPES[expected]:
+        return value  # the common case, first: builtin dtypes are singletons, native order
+    name = node.attrs["name"]
     if not isinstance(value, np.ndarray):
         try:
             value = np.asarray(value)
