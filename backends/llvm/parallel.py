@@ -18,7 +18,7 @@ getting threads.
 No pool outlives a call: nothing to shut down, nothing to lose across fork(), and Python
 threads calling compiled functions concurrently each start their own workers. Starting and
 joining a thread costs some tens of microseconds, so the default threshold keeps kernels
-below about a millisecond of single-threaded work on one thread.
+below roughly half a millisecond of single-threaded work on one thread.
 
 Each chunk writes the error flags of codegen's `fail` into a private status pair; the
 caller merges them after the join (a flagged chunk's code wins), so outlined bodies need no
@@ -47,7 +47,7 @@ from graphc.node import Node
 THREADS, MIN_WORK, WORKERS = 2, 3, 4
 STATUS_SLOTS = 5
 MAX_THREADS = 256
-DEFAULT_MIN_WORK = 1 << 18  # ~0.1-0.3 ms of work: well above the cost of starting a thread
+DEFAULT_MIN_WORK = 1 << 21  # ~0.2-0.5 ms a thread: starting and joining one costs ~30-50 us
 RUNTIME = "graphc.parallel_for"
 # per-element cost of an elementwise op in the work estimate (1 for the others)
 EXPENSIVE = {
