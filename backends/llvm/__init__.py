@@ -5,6 +5,15 @@ module (backends/llvm/codegen.py), verifies it, optimises it at -O3 for the host
 and JIT-compiles it with MCJIT (backends/llvm/jit.py). A call takes the buffers of this
 thread's arena for the bound sizes (allocated on the first call with those sizes) and runs
 `graphc_main` once (ctypes releases the GIL).
+
+Threads (backends/llvm/parallel.py): kernels with an independent outer loop (elementwise,
+reductions over kept axes, the softmax family, direct convolutions and pooling) run it through
+`graphc.parallel_for`, which splits it over up to GRAPHC_NUM_THREADS threads (default: the
+cores this process may use), read at every call, when the work estimated from the run-time
+sizes exceeds GRAPHC_PARALLEL_MIN_WORK per thread; smaller kernels run on the calling thread.
+The threads are started and joined within the kernel (pthread_create), so no pool outlives a
+call: concurrent Python threads and fork() need no care.
+
 GRAPHC_DEBUG=3 prints the LLVM IR, =4 the assembly; `f.source` holds the IR. Object code
 is cached on disk (backends/llvm/cache.py), so a second process skips LLVM.
 """
@@ -18,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.llvm import jit
+from backends.llvm import jit, parallel
 from backends.llvm.codegen import BOUNDS, ModuleBuilder
 from backends.llvm.shape_ops import INDEX
 from graphc.backend import ExecutionError, Program, register_backend
@@ -69,6 +78,11 @@ class LLVMExecutable:
     def kernel_source(self, number: int) -> str:
         """The LLVM IR of kernel `number`'s function (before optimisation)."""
         return str(self.builder.kernel_functions[number])
+
+    @property
+    def last_call_workers(self) -> int:
+        """Chunks of the last call on this Python thread that ran on threads it started."""
+        return getattr(self._local, "workers", 0)
 
     def assembly(self) -> str:
         return self.tm.emit_assembly(self.optimized)
@@ -128,8 +142,11 @@ class LLVMExecutable:
         sizes = (ctypes.c_int64 * max(len(self.builder.size_list), 1))()
         for k, value in enumerate(size_values):
             sizes[k] = value
-        status = (ctypes.c_int64 * 2)()
+        status = (ctypes.c_int64 * parallel.STATUS_SLOTS)()
+        status[parallel.THREADS] = parallel.num_threads()
+        status[parallel.MIN_WORK] = parallel.min_work()
         self.main(pointers, sizes, status)
+        self._local.workers = status[parallel.WORKERS]
         if status[0]:
             raise self._failure(status[0] - 1, status[1])
         return [

@@ -20,7 +20,7 @@ import os
 import sympy
 from llvmlite import ir
 
-from backends.llvm import conv_ops, gemm, ops, pool_ops, scalar, shape_ops, vmath
+from backends.llvm import conv_ops, gemm, ops, parallel, pool_ops, scalar, shape_ops, vmath
 from backends.llvm.irutil import F32, F64, I8P, I64, for_range, is_float, llvm_type
 from graphc.kernels import LOOP_VARS, Kernel, KernelProgram, broadcast_index
 from graphc.node import Node
@@ -268,7 +268,7 @@ class ModuleBuilder:
                 index = ops._normal(node.shape, own[node])
                 self.store(b, node, get(node, index), index, loops)
 
-        self._nest(b, domain, body)
+        parallel.nest(self, b, domain, body, "i", parallel.cost(kernel.nodes))
 
     def reduce(self, b: ir.IRBuilder, kernel: Kernel) -> None:
         anchor = kernel.anchor
@@ -277,10 +277,10 @@ class ModuleBuilder:
         keep = [k for k in range(len(domain)) if k not in axes]
         ty = llvm_type(anchor.dtype)
         (source,) = anchor.inputs
-        acc = b.alloca(ty, name="acc")
         outputs_early = [n for n in prologue if n in kernel.outputs]
 
         def outer_body(outer: list) -> None:
+            acc = parallel.entry_alloca(b, ty, "acc")
             if anchor.op == "max":
                 start = (
                     ir.Constant(ty, float("-inf"))
@@ -342,7 +342,9 @@ class ModuleBuilder:
                 index = ops._normal(node.shape, own[node] if node in own else root(node))
                 self.store(b, node, get(node, index), index, out_loops)
 
-        self._nest(b, tuple(domain[k] for k in keep), outer_body, name="o")
+        reduced = tuple(domain[k] for k in axes)
+        work = parallel.cost(kernel.nodes)
+        parallel.nest(self, b, tuple(domain[k] for k in keep), outer_body, "o", work, reduced)
 
     def _output_loops(self, anchor: Node, outer: list, keep: list) -> list:
         """Loop variables indexing the reduction's output (kept axes; size-1 ones unused)."""

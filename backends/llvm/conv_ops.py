@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from backends.llvm import parallel
 from backends.llvm.irutil import I64, convert, llvm_type
 from backends.llvm.ops import _finish
 from backends.llvm.shape_ops import _address
@@ -77,9 +78,9 @@ def conv(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     x, w = anchor.inputs
     ty = llvm_type(anchor.dtype)
     groups = anchor.attrs["groups"]
-    acc = b.alloca(ty, name="acc")
 
     def element(loops: list) -> None:
+        acc = parallel.entry_alloca(b, ty, "acc")
         n, o, *pos = loops
         c_out_g = b.sdiv(self.size(b, w.shape[0]), _const(groups), name="cog")
         group = b.sdiv(o, c_out_g, name="g")
@@ -97,7 +98,7 @@ def conv(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         self._nest(b, tuple(w.shape[1:]), tap, "t")
         _finish(self, b, kernel, b.load(acc, name="y"), loops)
 
-    self._nest(b, anchor.shape, element, "o")
+    _outer(self, b, kernel, element, tuple(w.shape[1:]))
 
 
 def conv_wgrad(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
@@ -106,9 +107,9 @@ def conv_wgrad(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     x, y = anchor.inputs
     ty = llvm_type(anchor.dtype)
     groups = anchor.attrs["groups"]
-    acc = b.alloca(ty, name="acc")
 
     def element(loops: list) -> None:
+        acc = parallel.entry_alloca(b, ty, "acc")
         o, c, *k = loops
         c_out_g = b.sdiv(self.size(b, y.shape[1]), _const(groups), name="cog")
         group = b.sdiv(o, c_out_g, name="g")
@@ -126,7 +127,7 @@ def conv_wgrad(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         self._nest(b, (y.shape[0], *y.shape[2:]), tap, "t")
         _finish(self, b, kernel, b.load(acc, name="dw"), loops)
 
-    self._nest(b, anchor.shape, element, "o")
+    _outer(self, b, kernel, element, (y.shape[0], *y.shape[2:]))
 
 
 def conv_transpose(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
@@ -137,9 +138,9 @@ def conv_transpose(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN0
     ty = llvm_type(anchor.dtype)
     attrs = anchor.attrs
     groups = attrs["groups"]
-    acc = b.alloca(ty, name="acc")
 
     def element(loops: list) -> None:
+        acc = parallel.entry_alloca(b, ty, "acc")
         n, channel, *pos = loops
         c_in_g = self.size(b, w.shape[1])
         group = b.sdiv(channel, c_in_g, name="g")
@@ -163,7 +164,14 @@ def conv_transpose(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN0
         self._nest(b, (c_out_g_size(w, groups), *w.shape[2:]), tap, "t")
         _finish(self, b, kernel, b.load(acc, name="x"), loops)
 
-    self._nest(b, anchor.shape, element, "o")
+    _outer(self, b, kernel, element, (c_out_g_size(w, groups), *w.shape[2:]))
+
+
+def _outer(self, b, kernel, element, taps) -> None:  # noqa: ANN001
+    """element(loops) over the anchor's shape, its first two axes (batch and channels, or
+    both channel axes) split over threads; `taps` are the extents of its inner loops."""
+    cost = 2 + parallel.cost(kernel.nodes)
+    parallel.nest(self, b, kernel.anchor.shape, element, "o", cost, taps, collapse=2)
 
 
 def c_out_g_size(w: Node, groups: int):  # noqa: ANN201
@@ -185,20 +193,20 @@ def im2col(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     (x,) = anchor.inputs
     ty = llvm_type(anchor.dtype)
     attrs = anchor.attrs
-    kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
-    taps = _const(1)
-    for k in kernel_sizes:
-        taps = b.mul(taps, k, name="taps")
     groups = attrs["groups"]
-    c_in_g = b.sdiv(self.size(b, x.shape[1]), _const(groups), name="cg")
-    out_sizes = []
-    for n_axis, k, s, d, (p0, p1) in zip(
-        x.shape[2:], attrs["kernel_size"], attrs["stride"], attrs["dilation"], attrs["padding"]
-    ):
-        span = (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1
-        out_sizes.append(self.size(b, span))
 
     def element(loops: list) -> None:
+        kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
+        taps = _const(1)
+        for k in kernel_sizes:
+            taps = b.mul(taps, k, name="taps")
+        c_in_g = b.sdiv(self.size(b, x.shape[1]), _const(groups), name="cg")
+        out_sizes = []
+        for n_axis, k, s, d, (p0, p1) in zip(
+            x.shape[2:], attrs["kernel_size"], attrs["stride"], attrs["dilation"], attrs["padding"]
+        ):
+            span = (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1
+            out_sizes.append(self.size(b, span))
         n, g, row, p = loops
         c = b.sdiv(row, taps, name="c")
         k = _split(b, b.srem(row, taps, name="kf"), kernel_sizes, "k")
@@ -209,7 +217,7 @@ def im2col(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         value = b.select(inside, xv, ir.Constant(ty, 0.0), name="col")
         _finish(self, b, kernel, value, loops)
 
-    self._nest(b, anchor.shape, element, "o")
+    _outer(self, b, kernel, element, ())
 
 
 def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
@@ -218,21 +226,21 @@ def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     (cols,) = anchor.inputs
     ty = llvm_type(anchor.dtype)
     attrs = anchor.attrs
-    kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
     groups = attrs["groups"]
-    c_in_g = b.sdiv(self.size(b, anchor.shape[1]), _const(groups), name="cg")
-    out_sizes = []
-    for n_axis, k, s, d, (p0, p1) in zip(
-        attrs["input_size"],
-        attrs["kernel_size"],
-        attrs["stride"],
-        attrs["dilation"],
-        attrs["padding"],
-    ):
-        out_sizes.append(self.size(b, (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1))
-    acc = b.alloca(ty, name="acc")
 
     def element(loops: list) -> None:
+        kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
+        c_in_g = b.sdiv(self.size(b, anchor.shape[1]), _const(groups), name="cg")
+        out_sizes = []
+        for n_axis, k, s, d, (p0, p1) in zip(
+            attrs["input_size"],
+            attrs["kernel_size"],
+            attrs["stride"],
+            attrs["dilation"],
+            attrs["padding"],
+        ):
+            out_sizes.append(self.size(b, (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1))
+        acc = parallel.entry_alloca(b, ty, "acc")
         n, channel, *pos = loops
         g = b.sdiv(channel, c_in_g, name="g")
         c = b.srem(channel, c_in_g, name="c")
@@ -260,4 +268,4 @@ def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         self._nest(b, tuple(attrs["kernel_size"]), tap, "t")
         _finish(self, b, kernel, b.load(acc, name="x"), loops)
 
-    self._nest(b, anchor.shape, element, "o")
+    _outer(self, b, kernel, element, tuple(attrs["kernel_size"]))

@@ -6,7 +6,7 @@ import threading
 
 from llvmlite import binding as llvm
 
-from backends.llvm import cache
+from backends.llvm import cache, parallel
 
 _init_lock = threading.Lock()
 _initialised = False
@@ -18,6 +18,7 @@ def target_machine() -> llvm.TargetMachine:
         if not _initialised:
             llvm.initialize_native_target()  # llvm.initialize() raises in llvmlite 0.50
             llvm.initialize_native_asmprinter()
+            parallel.link_symbols()
             _initialised = True
     target = llvm.Target.from_default_triple()
     features = llvm.get_host_cpu_features().flatten()

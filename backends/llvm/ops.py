@@ -12,7 +12,7 @@ from __future__ import annotations
 import sympy
 from llvmlite import ir
 
-from backends.llvm import scalar
+from backends.llvm import parallel, scalar
 from backends.llvm.irutil import I64, convert, for_range, is_float, llvm_type
 from backends.llvm.scalar import Emitter
 from graphc.kernels import LOOP_VARS, Kernel, broadcast_index
@@ -101,8 +101,8 @@ def _row_stats(self, b, source, axes, outer, keep, ty):  # noqa: ANN001, ANN202
     """(max, sum of exp(x - max)) over `axes` of `source` at the kept loop variables `outer`."""
     math = _math(self, b, ty)
     rank = source.rank
-    top = b.alloca(ty, name="top")
-    total = b.alloca(ty, name="total")
+    top = parallel.entry_alloca(b, ty, "top")
+    total = parallel.entry_alloca(b, ty, "total")
     b.store(ir.Constant(ty, float("-inf")), top)
     b.store(ir.Constant(ty, 0.0), total)
     index = tuple(LOOP_VARS[:rank])
@@ -165,7 +165,8 @@ def softmax(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
 
         self._nest(b, (source.shape[axis],), write, "w")
 
-    self._nest(b, tuple(source.shape[k] for k in keep), row, "o")
+    rows = tuple(source.shape[k] for k in keep)
+    parallel.nest(self, b, rows, row, "o", _ROW_COST, (source.shape[axis],))
 
 
 def logsumexp(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
@@ -185,7 +186,11 @@ def logsumexp(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         value = b.fadd(math.call("log", s), shift, name="lse")
         _finish(self, b, kernel, value, self._output_loops(anchor, outer, keep))
 
-    self._nest(b, tuple(source.shape[k] for k in keep), row, "o")
+    rows = tuple(source.shape[k] for k in keep)
+    parallel.nest(self, b, rows, row, "o", _ROW_COST, tuple(source.shape[k] for k in axes))
+
+
+_ROW_COST = 24  # per element of a row: two passes with exp, max, sums and the epilogue
 
 
 def _label(self, b, labels, outer, classes):  # noqa: ANN001, ANN202
@@ -210,12 +215,12 @@ def cross_entropy(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN00
     keep = list(range(last))
     eps = anchor.attrs["label_smoothing"]
     math = _math(self, b, ty)
-    classes = self.size(b, logits.shape[last])
 
     def row(outer: list) -> None:
+        classes = self.size(b, logits.shape[last])
         m, s, full, read = _row_stats(self, b, logits, [last], outer, keep, ty)
         log_z = b.fadd(m, math.call("log", s), name="logz")
-        total = b.alloca(ty, name="loss.acc")
+        total = parallel.entry_alloca(b, ty, "loss.acc")
         b.store(ir.Constant(ty, 0.0), total)
         k_float = b.sitofp(classes, ty, name="k")
         spread = b.fdiv(ir.Constant(ty, eps), k_float, name="spread")
@@ -268,7 +273,8 @@ def cross_entropy(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN00
                 )
         _finish(self, b, kernel, value, list(outer))
 
-    self._nest(b, tuple(logits.shape[k] for k in keep), row, "o")
+    rows = tuple(logits.shape[k] for k in keep)
+    parallel.nest(self, b, rows, row, "o", _ROW_COST, (logits.shape[last],))
 
 
 def one_hot(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from backends.llvm.conv_ops import _const, _load_at, covering
+from backends.llvm import parallel
+from backends.llvm.conv_ops import _const, _load_at, _outer, covering
 from backends.llvm.irutil import I1, I64, convert, is_float, llvm_type
 from backends.llvm.ops import _finish, _math
 from backends.llvm.shape_ops import (
@@ -58,9 +59,9 @@ def max_pool(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     anchor = kernel.anchor
     (x,) = anchor.inputs
     ty = llvm_type(anchor.dtype)
-    best = b.alloca(ty, name="best")
 
     def element(loops: list) -> None:
+        best = parallel.entry_alloca(b, ty, "best")
         n, c, *pos = loops
         b.store(_lowest(ty), best)
 
@@ -82,17 +83,17 @@ def max_pool(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         self._nest(b, anchor.attrs["window"], tap, "k")
         _finish(self, b, kernel, b.load(best, name="max"), loops)
 
-    self._nest(b, anchor.shape, element, "o")
+    _outer(self, b, kernel, element, anchor.attrs.get("window", ()))
 
 
 def pool_argmax(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     anchor = kernel.anchor
     (x,) = anchor.inputs
     ty = llvm_type(x.dtype)
-    best = b.alloca(ty, name="best")
-    where = b.alloca(I64, name="where")
 
     def element(loops: list) -> None:
+        best = parallel.entry_alloca(b, ty, "best")
+        where = parallel.entry_alloca(b, I64, "where")
         n, c, *pos = loops
         b.store(_lowest(ty), best)
         b.store(_const(-1), where)
@@ -125,7 +126,7 @@ def pool_argmax(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             loops,
         )
 
-    self._nest(b, anchor.shape, element, "o")
+    _outer(self, b, kernel, element, anchor.attrs.get("window", ()))
 
 
 def _plane_offset(self, b, node, n, c, flat, plane_shape):  # noqa: ANN001, ANN202
@@ -156,7 +157,7 @@ def pool_gather(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         value = b.load(b.gep(self.pointer(b, x), [self.checked(b, x, offset)], name="at"), name="v")
         _finish(self, b, kernel, convert(b, value, ty, "g"), loops)
 
-    self._nest(b, anchor.shape, element, "o")
+    _outer(self, b, kernel, element, anchor.attrs.get("window", ()))
 
 
 def pool_scatter(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
@@ -174,7 +175,7 @@ def pool_scatter(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         value = convert(b, _load_at(self, b, g, loops), ty, "g")
         b.store(_add(b, b.load(at, name="old"), value, ty), at)
 
-    self._nest(b, g.shape, element, "s")
+    parallel.nest(self, b, g.shape, element, "s", 4, collapse=2)  # each (n, c) owns a plane
     _scatter_epilogue(self, b, kernel, ty)
 
 
@@ -189,9 +190,9 @@ def avg_pool(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     anchor = kernel.anchor
     (x,) = anchor.inputs
     ty = llvm_type(anchor.dtype)
-    total = b.alloca(ty, name="total")
 
     def element(loops: list) -> None:
+        total = parallel.entry_alloca(b, ty, "total")
         n, c, *pos = loops
         b.store(ir.Constant(ty, 0.0), total)
 
@@ -209,7 +210,7 @@ def avg_pool(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         )
         _finish(self, b, kernel, mean, loops)
 
-    self._nest(b, anchor.shape, element, "o")
+    _outer(self, b, kernel, element, anchor.attrs.get("window", ()))
 
 
 def avg_pool_grad(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
@@ -218,9 +219,9 @@ def avg_pool_grad(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN00
     (g,) = anchor.inputs
     ty = llvm_type(anchor.dtype)
     attrs = anchor.attrs
-    total = b.alloca(ty, name="total")
 
     def element(loops: list) -> None:
+        total = parallel.entry_alloca(b, ty, "total")
         n, c, *pos = loops
         b.store(ir.Constant(ty, 0.0), total)
 
@@ -240,4 +241,4 @@ def avg_pool_grad(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN00
         )
         _finish(self, b, kernel, share, loops)
 
-    self._nest(b, anchor.shape, element, "o")
+    _outer(self, b, kernel, element, anchor.attrs.get("window", ()))

@@ -11,16 +11,19 @@ No integer<->float conversion instructions are used either (the exponent travels
 
 Methods
 -------
-* exp: ``x = k ln2 + r`` (Cody-Waite split ln2, ``|r| <= ln2/2``), Taylor polynomial for
-  ``expm1(r)`` (degree 7 / 13), then ``(1 + p) * 2**k1 * 2**k2`` with ``k = k1 + k2``; the two
-  powers of two are built from exponent bits, so the first product is exact and results in the
-  subnormal range are rounded once (gradual underflow is kept, not flushed).
+* exp: ``k = rint(x / ln2)`` by one fma with the magic number (which leaves k in the low bits),
+  ``r = x - k ln2`` by two fmas (Cody-Waite split ln2, ``|r| <= ln2/2``), a polynomial for
+  ``expm1(r)`` (f32: degree 6 fitted on Chebyshev nodes; f64: Taylor degree 13), then
+  ``(1 + p) * 2**(k -+ c) * 2**(+-c)``; the first power of two is built from k's bits, so the
+  first product is exact and results in the subnormal range are rounded once (gradual
+  underflow is kept, not flushed).
 * expm1: same reduction, ``2 * (2**(k-1) * p + (2**(k-1) - 0.5))``: one rounding, exact near 0.
 * log: subnormals are first scaled by ``2**p``; ``x = 2**k m`` with ``m`` in
   ``[sqrt(1/2), sqrt(2))``, ``f = m - 1`` (exact), ``s = f / (2 + f)`` and the fdlibm form
   ``log(1+f) = f - f*f/2 + s (f*f/2 + R(s*s))`` with ``R`` the atanh series (5 / 10 terms).
 * log1p: ``u = 1 + x`` with its rounding error recovered exactly (Fast2Sum), ``log(u) + err/u``.
-* tanh: ``u = expm1(-2|x|)``, ``tanh|x| = -u / (u + 2)``, sign copied from ``x``.
+* tanh: ``u = expm1(-2|x|) / 2`` (one exp-like evaluation), ``tanh|x| = -u / (u + 1)``, sign
+  copied from ``x`` (1 - 2 / (1 + exp(2x)) would lose the relative accuracy near 0).
 * sigmoid: ``e = exp(-|x|)``, ``(x >= 0 ? 1 : e) / (1 + e)``.
 * softplus: ``max(x, 0) + log1p(exp(-|x|))``, which cannot overflow.
 
@@ -39,10 +42,12 @@ Signed zeros are kept by expm1, log1p and tanh (f(-0) = -0).
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from dataclasses import dataclass
 
+import numpy as np
 from llvmlite import ir
 
 __all__ = ["FUNCTIONS", "emit", "emit_map_loop", "function_name"]
@@ -172,55 +177,57 @@ class _Emitter:
         """1.5 * 2**p: adding it rounds to an integer that lands in the low mantissa bits."""
         return 1.5 * 2.0**self.s.mbits
 
-    def rint(self, x, name):
-        t = self.add(x, self.magic, name=f"{name}.magic")
-        return self.sub(t, self.magic, name=name)
-
-    def pow2(self, kf, name):
-        """2**k for an integer-valued float k in the normal exponent range, via exponent bits."""
-        t = self.add(kf, self.magic, name=f"{name}.magic")
-        bits = self.b.add(self.to_int(t, f"{name}.tbits"), self.ci(self.s.bias), name=f"{name}.b")
-        bits = self.b.shl(bits, self.ci(self.s.mbits), name=f"{name}.bits")
-        return self.to_float(bits, name)
-
     def reduce(self, x, name):
-        """k, r with x = k ln2 + r, |r| <= ln2/2 (x already clamped to a safe range)."""
-        kf = self.rint(self.mul(x, 1.0 / math.log(2), f"{name}.xlog2e"), f"{name}.k")
-        r = self.sub(x, self.mul(kf, self.s.ln2_hi, f"{name}.khi"), f"{name}.rhi")
-        r = self.sub(r, self.mul(kf, self.s.ln2_lo, f"{name}.klo"), f"{name}.r")
-        return kf, r
+        """(k, bits, r) with x = k ln2 + r, |r| <= ln2/2 (x already clamped to a safe range);
+        bits is the integer image of k + 1.5 * 2**p, whose low bits hold k (see pow2_of)."""
+        t = self.fma(x, 1.0 / math.log(2), self.magic, f"{name}.kmagic")  # one rounding: k
+        kf = self.sub(t, self.magic, f"{name}.k")
+        # k ln2_hi is exact, so the first step is too; the second rounds once
+        r = self.fma(kf, -self.s.ln2_hi, x, f"{name}.rhi")
+        r = self.fma(kf, -self.s.ln2_lo, r, f"{name}.r")
+        return kf, self.to_int(t, f"{name}.kbits"), r
+
+    def pow2_of(self, kbits, offset, name):
+        """2**(k + offset) from reduce's bits (k + offset a normal exponent): the magic number's
+        bits shift out above the exponent field, leaving (k + offset + bias) << p."""
+        biased = self.b.add(kbits, offset, name=f"{name}.biased")
+        return self.to_float(self.b.shl(biased, self.ci(self.s.mbits), name=f"{name}.bits"), name)
 
     def expm1_poly(self, r, name):
-        """expm1(r) = r + r^2 (1/2! + r/3! + ...), Taylor up to r**degree."""
-        coeffs = [1.0 / math.factorial(n) for n in range(2, self.s.exp_degree + 1)]
-        q = self.poly(r, coeffs, f"{name}.q")
+        """expm1(r) = r + r^2 q(r), q fitted on |r| <= ln2/2 (see _expm1_coefficients)."""
+        q = self.poly(r, _expm1_coefficients(self.s.exp_degree), f"{name}.q")
         r2 = self.mul(r, r, f"{name}.r2")
         return self.fma(r2, q, r, name)
 
     def exp(self, x, name="exp"):
         """exp without the nan select (nan comes out finite)."""
         xc = self.clamp(x, self.s.exp_lo, self.s.exp_hi, f"{name}.xc")
-        kf, r = self.reduce(xc, name)
-        p = self.expm1_poly(r, f"{name}.p")
-        y = self.add(p, 1.0, f"{name}.er")
-        # 2**k as 2**k1 * 2**k2: each half is a normal number, (1+p) * 2**k1 is exact and the
-        # second product rounds once, also into the subnormals or to 0 / inf.
-        k1 = self.rint(self.mul(kf, 0.5, f"{name}.khalf"), f"{name}.k1")
-        k2 = self.sub(kf, k1, f"{name}.k2")
-        y = self.mul(y, self.pow2(k1, f"{name}.s1"), f"{name}.y1")
-        return self.mul(y, self.pow2(k2, f"{name}.s2"), name)
+        kf, kbits, r = self.reduce(xc, name)
+        y = self.add(self.expm1_poly(r, f"{name}.p"), 1.0, f"{name}.er")
+        # 2**k as 2**(k -+ c) * 2**(+-c), c = (bias + 1) / 2 towards 0: both factors are normal,
+        # (1 + p) * 2**(k -+ c) is exact and the second product rounds once, also into the
+        # subnormals or to 0 / inf.
+        c = (self.s.bias + 1) // 2
+        negative = self.cmp("<", kf, 0.0, f"{name}.kneg")
+        offset = self.b.select(negative, self.ci(self.s.bias + c), self.ci(self.s.bias - c),
+                               name=f"{name}.off")  # fmt: skip
+        y = self.mul(y, self.pow2_of(kbits, offset, f"{name}.s1"), f"{name}.y1")
+        return self.mul(y, self.sel(negative, 2.0**-c, 2.0**c, f"{name}.s2"), name)
 
-    def expm1(self, x, name="expm1"):
-        """expm1 without nan / signed-zero selects."""
+    def expm1_half(self, x, name="expm1"):
+        """expm1(x) / 2 without nan / signed-zero selects (tanh's form; expm1 doubles it)."""
         xc = self.clamp(x, self.s.expm1_lo, self.s.exp_hi, f"{name}.xc")
-        kf, r = self.reduce(xc, name)
+        kf, kbits, r = self.reduce(xc, name)
         p = self.expm1_poly(r, f"{name}.p")
         # 2**k p + (2**k - 1) = 2 (h p + (h - 1/2)), h = 2**(k-1): h p and h - 1/2 are exact
-        # (or negligible next to 1/2), so the sum is the only rounding; *2 is exact or overflows.
-        h = self.pow2(self.sub(kf, 1.0, f"{name}.km1"), f"{name}.h")
+        # (or negligible next to 1/2), so the sum is the only rounding.
+        h = self.pow2_of(kbits, self.ci(self.s.bias - 1), f"{name}.h")
         hp = self.mul(h, p, f"{name}.hp")
-        y = self.add(hp, self.sub(h, 0.5, f"{name}.hm"), f"{name}.half")
-        return self.mul(y, 2.0, name)
+        return self.add(hp, self.sub(h, 0.5, f"{name}.hm"), name)
+
+    def expm1(self, x, name="expm1"):
+        """expm1 without nan / signed-zero selects (*2 is exact or overflows)."""
+        return self.mul(self.expm1_half(x, f"{name}.half"), 2.0, name)
 
     def log(self, x, name="log", subnormals=True):
         """log of a positive finite x (other inputs give garbage for the caller to select away)."""
@@ -268,6 +275,25 @@ class _Emitter:
         return self.add(lu, self.div(err, u, f"{name}.c"), name)
 
 
+def _expm1_coefficients(degree: int) -> list:
+    """q(r) with expm1(r) ~ r + r^2 q(r) on |r| <= ln2/2: Taylor (1/2!, 1/3!, ...) for f64
+    (degree 13); for f32 (degree 7 in the table) one degree less, q fitted by least squares on
+    Chebyshev nodes, whose error (~1e-8 of expm1 near ln2/2) is below half an f32 ulp."""
+    taylor = [1.0 / math.factorial(n) for n in range(2, degree + 1)]
+    if degree > 7:
+        return taylor
+    return _fitted_q(degree - 1)
+
+
+@functools.cache
+def _fitted_q(degree: int) -> list:
+    half = math.log(2) / 2
+    r = half * np.cos(np.pi * (np.arange(200) + 0.5) / 200)
+    q = (np.expm1(r) - r) / (r * r)
+    basis = np.vander(r, degree - 1, increasing=True)  # q has degree - 2 (r^0 .. r^(d-2))
+    return [float(c) for c in np.linalg.lstsq(basis, q, rcond=None)[0]]
+
+
 # function bodies: x -> result, each ending with the special-value selects ------------------------
 def _body_exp(e: _Emitter, x):
     return e.nan_passthrough(x, e.exp(x), "res")
@@ -302,8 +328,10 @@ def _body_log1p(e: _Emitter, x):
 
 def _body_tanh(e: _Emitter, x):
     a = e.fabs(x, "ax")
-    u = e.expm1(e.mul(a, -2.0, "m2ax"), "u")  # in [-1, 0]: -1 exactly once tanh rounds to 1
-    t = e.div(e.b.fneg(u, name="negu"), e.add(u, 2.0, "up2"), "t")
+    # u = expm1(-2|x|) / 2 in [-1/2, 0]; tanh|x| = -2u / (2u + 2) = -u / (u + 1), and u is
+    # exactly -1/2 once tanh rounds to 1
+    u = e.expm1_half(e.mul(a, -2.0, "m2ax"), "u")
+    t = e.div(e.b.fneg(u, name="negu"), e.add(u, 1.0, "up1"), "t")
     return e.nan_passthrough(x, e.copysign(t, x, "st"), "res")
 
 
