@@ -2,13 +2,18 @@
 // A block's threads run one after another; a kernel that synchronises (__syncthreads, warp
 // shuffles) runs them as cooperative fibers (ucontext): each runs until it reaches a barrier,
 // and the barrier releases when every live thread of the block (or warp) has reached it.
-#include <cmath>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
+// Only C headers: the C++ ones would triple g++'s time on a typical program.
+#include <stdlib.h>
+#include <string.h>
 #include <ucontext.h>
-#include <vector>
+
+extern "C" {  // the math the prelude calls (libm; g++ knows them as builtins)
+#define GCEMU_MATH(name) float name##f(float); double name(double);
+GCEMU_MATH(exp) GCEMU_MATH(log) GCEMU_MATH(tanh) GCEMU_MATH(sqrt) GCEMU_MATH(fabs)
+GCEMU_MATH(sin) GCEMU_MATH(cos) GCEMU_MATH(erf) GCEMU_MATH(erfc) GCEMU_MATH(log1p)
+float powf(float, float);
+double pow(double, double);
+}
 
 #define __global__
 #define __device__
@@ -32,8 +37,9 @@ struct Fiber {
 };
 static uint3 thread_index, block_index;
 static dim3 block_dim, grid_dim;
-static std::vector<Fiber> fibers;
-static std::vector<char> stacks;
+static Fiber* fibers = nullptr;  // grown to the largest block seen
+static char* stacks = nullptr;
+static int capacity = 0;
 static ucontext_t scheduler;
 static int current = -1;  // the running fiber, -1 outside fiber mode
 static void (*body)(void**);
@@ -90,8 +96,13 @@ inline bool release_block(int count) {
 }
 
 inline void run_fibers(int count) {
-  if ((int)fibers.size() < count) fibers.resize(count);
-  if (stacks.size() < (size_t)count * STACK) stacks.resize((size_t)count * STACK);
+  if (capacity < count) {
+    free(fibers);
+    free(stacks);
+    fibers = (Fiber*)calloc(count, sizeof(Fiber));
+    stacks = (char*)malloc((size_t)count * STACK);
+    capacity = count;
+  }
   for (int t = 0; t < count; ++t) {
     Fiber& f = fibers[t];
     f.state = RUNNING;
@@ -166,12 +177,12 @@ inline void __syncwarp(unsigned = 0xffffffffu) { gcemu::wait(gcemu::AT_WARP_BARR
 
 template <class T> T __shfl_down_sync(unsigned, T v, unsigned delta, int = 32) {
   int t = gcemu::linear(threadIdx), warp = t / 32, lane = t % 32;
-  std::memcpy(gcemu::exchange[warp][lane], &v, sizeof(T));
+  memcpy(gcemu::exchange[warp][lane], &v, sizeof(T));
   __syncwarp();
   T out = v;
   int count = (int)(blockDim.x * blockDim.y * blockDim.z);
   if (lane + (int)delta < 32 && t + (int)delta < count)
-    std::memcpy(&out, gcemu::exchange[warp][lane + delta], sizeof(T));
+    memcpy(&out, gcemu::exchange[warp][lane + delta], sizeof(T));
   __syncwarp();
   return out;
 }
@@ -182,5 +193,5 @@ template <class T> T atomicAdd(T* p, T v) {  // one CPU thread runs the grid: pl
   return old;
 }
 
-inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; }
-inline double __longlong_as_double(long long v) { double d; std::memcpy(&d, &v, 8); return d; }
+inline float __int_as_float(int v) { float f; memcpy(&f, &v, 4); return f; }
+inline double __longlong_as_double(long long v) { double d; memcpy(&d, &v, 8); return d; }

@@ -47,6 +47,16 @@ template <class T> GC_DEV T gc_ipow(T base, T e) {  // integer power, e >= 0
   }
   return out;
 }
+template <class I> GC_DEV I gc_pmod(I x, I m) {  // python's x % m for m > 0
+  I r = x % m;
+  return r < 0 ? r + m : r;
+}
+template <class I> GC_DEV I gc_clamp(I x, I lo, I hi) { return x < lo ? lo : (x > hi ? hi : x); }
+// the first index python's slice(start, _, step).indices(n) visits, for a given start
+GC_DEV long long gc_slice_start(long long s, long long n, bool forward) {
+  if (s < 0) s += n;
+  return forward ? gc_clamp(s, 0LL, n) : gc_clamp(s, -1LL, n - 1);
+}
 GC_DEV float gc_inf(float) { return __int_as_float(0x7f800000); }
 GC_DEV double gc_inf(double) { return __longlong_as_double(0x7ff0000000000000LL); }
 GC_DEV int gc_inf(int) { return 2147483647; }

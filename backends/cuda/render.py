@@ -137,7 +137,7 @@ class Function:
     # parameters --------------------------------------------------------------------------------
     def _param(self, key: tuple, make) -> str:  # noqa: ANN001
         if key not in self._by_key:
-            param = make(f"p{len(self.params)}")
+            param = make(f"P{len(self.params)}")
             self.params.append(param)
             self._by_key[key] = param
         return self._by_key[key].name
@@ -152,7 +152,8 @@ class Function:
         """The C value of a size: a literal, or a parameter the host evaluates per call."""
         expr = sympy.sympify(expr)
         if expr.is_number:
-            return f"{int(expr)}LL" if self.r.idx == "long long" else str(int(expr))
+            text = f"{int(expr)}LL" if self.r.idx == "long long" else str(int(expr))
+            return f"({text})" if int(expr) < 0 else text
         return self._param(("size", expr), lambda n: Param("size", n, "long long", expr=expr))
 
     def status(self) -> str:
@@ -216,6 +217,14 @@ class Function:
         """A grid-stride loop over the elements of `domain`; yields the loop variables."""
         with self.grid_stride(self.size(numel(domain)), "thread") as flat:
             yield self.split(flat, domain, prefix)
+
+    @contextmanager
+    def strided(self, domain: tuple, prefix: str = "j"):  # noqa: ANN201
+        """The threads of a block share the elements of `domain` (a row): yields variables."""
+        r = self.tmp("r")
+        count, idx = self.size(numel(domain)), self.r.idx
+        with self.block(f"for ({idx} {r} = threadIdx.x; {r} < {count}; {r} += ({idx})blockDim.x)"):
+            yield self.split(r, domain, prefix)
 
     @contextmanager
     def serial(self, domain: tuple, prefix: str = "t"):  # noqa: ANN201
@@ -423,10 +432,7 @@ class Renderer:
             outer = fn.split(row, kept, "o")
             acc = fn.var(ty, identity, "acc")
             count = fn.size(numel(reduced))
-            step = f"({self.idx})blockDim.x"
-            r = fn.tmp("r")
-            with fn.block(f"for ({self.idx} {r} = threadIdx.x; {r} < {count}; {r} += {step})"):
-                inner = fn.split(r, reduced, "j")
+            with fn.strided(reduced) as inner:
                 loops = [None] * len(domain)
                 for k, var in zip(keep, outer):
                     loops[k] = var
