@@ -244,7 +244,9 @@ class Function:
                 found = self.executable.run(feeds, bindings, device_output=device_output)
             return found[0] if self.single_output else tuple(found)
         if device_output:
-            raise TypeError(f"device_output=True needs backend 'cuda' on a GPU, not {self.backend!r}")
+            raise TypeError(
+                f"device_output=True needs backend 'cuda' on a GPU, not {self.backend!r}"
+            )
         if any(hasattr(v, "__cuda_array_interface__") for v in feeds.values()):
             raise BindError(f"device (cupy) arrays need backend 'cuda', not {self.backend!r}")
         with self._lock:

@@ -79,7 +79,9 @@ class CudaExecutable:
 
     def __init__(self, program: Program, backend: str) -> None:
         if program.kernels is None:
-            raise ValueError(f"backend {backend!r} compiles the optimizer's kernels: use optimize=True")
+            raise ValueError(
+                f"backend {backend!r} compiles the optimizer's kernels: use optimize=True"
+            )
         options = _options(program)
         self.program = program
         self.backend = backend
@@ -120,7 +122,9 @@ class CudaExecutable:
 
     def explain(self) -> str:
         lines = [f"backend {self.backend}: {self.kernel_program.describe()}"]
-        lines.append(f"{len(self.rendered.functions)} CUDA functions, {len(self.rendered.steps)} steps")
+        lines.append(
+            f"{len(self.rendered.functions)} CUDA functions, {len(self.rendered.steps)} steps"
+        )
         if self.compiled is not None and hasattr(self.compiled, "describe"):
             lines.append(self.compiled.describe())
         return "\n".join(lines)

@@ -36,7 +36,9 @@ class CudaDevice:
         options = tuple(o for o in OPTIONS if not o.startswith("-Xptxas"))
         self.module = cupy.RawModule(code=rendered.source, options=options)
         try:
-            self.functions = {name: self.module.get_function(name) for name, _ in rendered.functions}
+            self.functions = {
+                name: self.module.get_function(name) for name, _ in rendered.functions
+            }
         except cupy.cuda.compiler.CompileException as error:
             log = str(error)
             raise CompileError(

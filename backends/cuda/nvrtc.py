@@ -112,12 +112,12 @@ def compile_source(source: str, arch: str = "sm_90", name: str = "graphc.cu") ->
         try:
             nvrtc.compileProgram(program, list(options))
         except Exception as error:  # noqa: BLE001 - NVRTCError: the log says why
-            log = nvrtc.getProgramLog(program)
+            log = nvrtc.getProgramLog(program).replace("\x00", "")
             raise CompileError(
                 f"NVRTC could not compile the generated CUDA C for {arch} ({error}):\n{log}\n"
                 f"generated source:\n{_offending(source, log)}"
             ) from None
-        log = nvrtc.getProgramLog(program)
+        log = nvrtc.getProgramLog(program).replace("\x00", "")
         compiled = Compiled(arch, nvrtc.getPTX(program), nvrtc.getCUBIN(program), log, usage(log))
     finally:
         nvrtc.destroyProgram(program)

@@ -244,7 +244,9 @@ class Function:
 
     def text(self) -> str:
         signature = ", ".join(
-            f"{p.ctype[:-1]}* __restrict__ {p.name}" if p.ctype.endswith("*") else f"{p.ctype} {p.name}"
+            f"{p.ctype[:-1]}* __restrict__ {p.name}"
+            if p.ctype.endswith("*")
+            else f"{p.ctype} {p.name}"
             for p in self.params
         )
         head = f'extern "C" __global__ void {self.name}({signature}) {{'
@@ -252,8 +254,9 @@ class Function:
 
 
 class Renderer:
-    def __init__(self, program: KernelProgram, gemm_mode: str = "auto") -> None:
+    def __init__(self, program: KernelProgram, gemm_mode: str = "auto", prefix: str = "") -> None:
         self.program = program
+        self.prefix = prefix  # of every global name: several programs can share a source
         self.gemm_mode = gemm_mode
         self.buffers = dict(program.buffers)
         self.idx = "long long" if self._needs_64_bits() else "int"
@@ -297,11 +300,13 @@ class Renderer:
 
     # functions and launches ----------------------------------------------------------------------
     def function(self, suffix: str = "", cooperative: bool = False) -> Function:
-        fn = Function(self, f"k{self.number}{suffix}", cooperative)
+        fn = Function(self, f"{self.prefix}k{self.number}{suffix}", cooperative)
         self.functions.append(fn)
         return fn
 
-    def launch(self, fn: Function, kind: str, count: tuple, block: tuple = (THREADS, 1, 1)) -> Launch:
+    def launch(
+        self, fn: Function, kind: str, count: tuple, block: tuple = (THREADS, 1, 1)
+    ) -> Launch:
         return Launch(fn.name, fn.params, kind, count, block, fn.cooperative, self.number)
 
     def kernel(self, kernel: Kernel) -> list:
@@ -459,7 +464,9 @@ class Renderer:
                         return tuple(LOOP_VARS[: n.rank])
                     return root_index(n.shape, out_domain)
 
-                get, own = self.evaluator(fn, prologue + epilogue, {anchor: total}, root_out, out_loops)
+                get, own = self.evaluator(
+                    fn, prologue + epilogue, {anchor: total}, root_out, out_loops
+                )
                 for node in kernel.outputs:
                     if node in early:
                         continue
@@ -502,8 +509,8 @@ def reduce_block(reduced: tuple) -> int:
     return THREADS
 
 
-def render(program: KernelProgram, gemm_mode: str = "auto") -> Rendered:
-    return Renderer(program, gemm_mode).rendered()
+def render(program: KernelProgram, gemm_mode: str = "auto", prefix: str = "") -> Rendered:
+    return Renderer(program, gemm_mode, prefix).rendered()
 
 
 __all__ = ["Launch", "LibraryMatmul", "Param", "Rendered", "Renderer", "render"]

@@ -84,7 +84,9 @@ class Runtime:
         device = self.device
         arena = self._arenas.get(layout["key"])
         if arena is None:
-            arena = {node: device.empty(shape, node.dtype) for node, shape in layout["temps"].items()}
+            arena = {
+                node: device.empty(shape, node.dtype) for node, shape in layout["temps"].items()
+            }
             self._arenas[layout["key"]] = arena
         arrays = dict(arena)
         for buffer in self.rendered.buffers:
@@ -159,7 +161,9 @@ class Runtime:
                 if anchor.op in ("pad", "pad_grad")
                 else "an index is out of range for its axis"
             )
-            return ExecutionError(f"{where}: {what} (kernel {kernel.name} of the {self.backend} backend)")
+            return ExecutionError(
+                f"{where}: {what} (kernel {kernel.name} of the {self.backend} backend)"
+            )
         assert kind == LABELS
         return ExecutionError(
             f"{where}: labels must lie in [0, K) (kernel {kernel.name} of the {self.backend} "

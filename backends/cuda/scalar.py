@@ -15,7 +15,13 @@ from graphc.node import Node
 from graphc.ops import elementwise as ew
 from graphc.ops.registry import promote
 
-CTYPES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long", "bool": "bool"}
+CTYPES = {
+    "float32": "float",
+    "float64": "double",
+    "int32": "int",
+    "int64": "long long",
+    "bool": "bool",
+}
 FLOATS = ("float", "double")
 _COMPARE = {
     sympy.StrictLessThan: "<",

@@ -233,7 +233,7 @@ def concat(r: Renderer, kernel: Kernel) -> list:
 
 
 def _table(r: Renderer, index: np.ndarray) -> str:
-    name = f"gc_take_k{r.number}_{len(r.globals)}"
+    name = f"gc_take_{r.prefix}k{r.number}_{len(r.globals)}"
     flat = [str(int(v)) for v in np.asarray(index).ravel()] or ["0"]
     r.globals.append(f"__device__ const long long {name}[{len(flat)}] = {{{', '.join(flat)}}};")
     return name

@@ -29,12 +29,16 @@ def elementwise(dtype):
     k = gc.input("k", (N, 5), "int32")
     y = gc.maximum(x * 2.0 + b, 0.0) - gc.abs(x) / (1.0 + s * s) + gc.where(x > b, x, s)
     y = y + gc.exp(-x * x) + gc.log(1.0 + x * x) + gc.tanh(x) + gc.sqrt(gc.abs(b))
-    z = gc.sigmoid(x * 30.0) + gc.softplus(x * 50.0) + gc.relu(x) ** 3 + x ** -2.0
+    z = gc.sigmoid(x * 30.0) + gc.softplus(x * 50.0) + gc.relu(x) ** 3 + x**-2.0
     ints = (k * 3 + 1) ** 2 - gc.abs(k)
     outs = [y, z, ints, x < s, gc.minimum(k, 2)]
     feeds = [
-        (normal(n, 5, dtype=dtype), normal(5, dtype=dtype), normal(n, 1, dtype=dtype),
-         rng.integers(-5, 5, (n, 5)).astype(np.int32))
+        (
+            normal(n, 5, dtype=dtype),
+            normal(5, dtype=dtype),
+            normal(n, 1, dtype=dtype),
+            rng.integers(-5, 5, (n, 5)).astype(np.int32),
+        )
         for n in (1, 7)
     ]
     return [x, b, s, k], outs, feeds
@@ -54,7 +58,11 @@ def reductions(dtype):
         gc.max(k),
     ]
     feeds = [
-        (normal(n, 5, dtype=dtype), normal(5, dtype=dtype), rng.integers(-9, 9, (n, 5)).astype(np.int32))
+        (
+            normal(n, 5, dtype=dtype),
+            normal(5, dtype=dtype),
+            rng.integers(-9, 9, (n, 5)).astype(np.int32),
+        )
         for n in (3, 300)  # 300 rows: more than one block's threads reduce axis 0
     ]
     return [x, b, k], outs, feeds
@@ -69,8 +77,12 @@ def matmuls(dtype):
     h = gc.relu(x @ W + 1.0)
     outs = [h, x.T @ h, h @ W.T, B @ B.transpose((0, 2, 1)), x @ v, v @ W, B @ normal(4, 2)]
     feeds = [
-        (normal(n, 5, dtype=dtype), normal(5, 3, dtype=dtype), normal(2, 3, 4, dtype=dtype),
-         normal(5, dtype=dtype))
+        (
+            normal(n, 5, dtype=dtype),
+            normal(5, 3, dtype=dtype),
+            normal(2, 3, 4, dtype=dtype),
+            normal(5, dtype=dtype),
+        )
         for n in (1, 37)
     ]
     return [x, W, B, v], outs, feeds
@@ -103,7 +115,10 @@ def data_movement(dtype):
     N = gc.dim("N")
     x = gc.input("x", (N, 5, 4), dtype)
     c = gc.input("c", (N, 2, 4), dtype)
-    parts = [gc.pad(x, ((2, 3), (0, 3), (2, 1)), mode) * 2.0 for mode in ("constant", "reflect", "circular", "edge")]
+    parts = [
+        gc.pad(x, ((2, 3), (0, 3), (2, 1)), mode) * 2.0
+        for mode in ("constant", "reflect", "circular", "edge")
+    ]
     slices = [x[::-1, 1:5, ::2], x[-2:, ::-2, 3] + 1.0, x[:, 2, :][:, ::-1], x[-1]]
     joined = gc.concat([x, c, x[:, :1]], axis=1)
     taken = gc.take(gc.reshape(x, (-1,)), np.array([[0, 3], [2, 2]]))
@@ -120,7 +135,11 @@ def convolutions(d):
     w = gc.input("w", (6, 2, *kernel), "float64")
     outs = []
     for algo in ("direct", "gemm"):
-        for stride, padding, dilation, mode in [(1, 0, 1, "zeros"), (2, 1, 2, "zeros"), (1, 1, 1, "reflect")]:
+        for stride, padding, dilation, mode in [
+            (1, 0, 1, "zeros"),
+            (2, 1, 2, "zeros"),
+            (1, 1, 1, "reflect"),
+        ]:
             y = gc.conv(x, w, stride, padding, mode, dilation, groups=2, algo=algo)
             outs += [y, *gc.grad(gc.sum(gc.tanh(y) * y), [x, w])]
     return [x, w], outs, [(normal(2, 4, *spatial), normal(6, 2, *kernel))]
@@ -134,7 +153,14 @@ def pooling(d):
     for window, stride, padding in [(2, None, 0), (3, 2, 1)]:
         y, indices = gc.max_pool(x, window, stride, padding, return_indices=True)
         a = gc.avg_pool(x, window, stride, padding)
-        up = gc.unpool(y, window, indices=indices, output_shape=spatial, stride=stride or window, padding=padding)
+        up = gc.unpool(
+            y,
+            window,
+            indices=indices,
+            output_shape=spatial,
+            stride=stride or window,
+            padding=padding,
+        )
         loss = gc.sum(gc.tanh(y) * y) + gc.sum(a * a)
         outs += [y, indices, a, up, gc.grad(loss, x)]
     return [x], outs, [(xs,)]
@@ -167,7 +193,7 @@ def agree(inputs, outputs, feeds, **options):
 def test_every_kernel_kind_agrees_with_numpy(name):
     build, arg = CASES[name]
     f = agree(*build(arg))
-    assert '__global__ void k0' in f.source
+    assert "__global__ void k0" in f.source
 
 
 def test_the_library_gemm_path_and_its_epilogue():
@@ -229,7 +255,7 @@ def test_a_conv_net_gradient_matches_finite_differences():
 
 # the differential fuzzer's graphs ------------------------------------------------------------
 
-SEEDS = range(40)  # about 0.5 s of g++ per graph
+SEEDS = range(30)  # about 0.5 s of g++ per graph
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed={s}")
