@@ -76,6 +76,13 @@ def _coerce_argument(node: Node, value: Any) -> np.ndarray:
     if isinstance(value, np.ndarray) and value.dtype is _NUMPY_DTYPES[expected]:
         return value  # the common case, first: builtin dtypes are singletons, native order
     name = node.attrs["name"]
+    if hasattr(value, "__cuda_array_interface__"):  # a device (cupy) array: backend "cuda" reads it
+        if str(value.dtype) != expected:
+            raise BindError(
+                f"input '{name}': expected {_article(expected)} {expected} array, got a "
+                f"{value.dtype} device array (convert it with .astype)"
+            )
+        return value
     if not isinstance(value, np.ndarray):
         try:
             value = np.asarray(value)
@@ -235,8 +242,18 @@ class Function:
             self._bindings[signature] = bindings
         return feeds, bindings
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, device_output: bool = False, **kwargs: Any) -> Any:
         feeds, bindings = self.bind(args, kwargs)
+        if getattr(self.executable, "updates_params", False):  # parameters live on the device
+            with self._lock:
+                found = self.executable.run(feeds, bindings, device_output=device_output)
+            return found[0] if self.single_output else tuple(found)
+        if device_output:
+            raise TypeError(
+                f"device_output=True needs backend 'cuda' on a GPU, not {self.backend!r}"
+            )
+        if any(hasattr(v, "__cuda_array_interface__") for v in feeds.values()):
+            raise BindError(f"device (cupy) arrays need backend 'cuda', not {self.backend!r}")
         with self._lock:
             results = self.executable.run(feeds, bindings)
             n = len(self.outputs)
