@@ -105,6 +105,10 @@ for _name, _fn in list(globals().items()):
 
 OPS = _ops.OPS
 
+# layers, optimizers, training (they build graphs with the API above, so they come last)
+from graphc import init, nn, optim, train  # noqa: E402
+from graphc.nn.functional import batch_norm, dropout, layer_norm  # noqa: E402
+
 __all__ = [
     "BindError",
     "DifferentiationError",
@@ -121,6 +125,7 @@ __all__ = [
     "as_tensor",
     "available_backends",
     "avg_pool",
+    "batch_norm",
     "check_grad",
     "check_jvp",
     "broadcast_to",
@@ -135,6 +140,7 @@ __all__ = [
     "data",
     "dim",
     "divide",
+    "dropout",
     "elementwise",
     "equal",
     "exp",
@@ -146,10 +152,12 @@ __all__ = [
     "hvp",
     "ifft",
     "imag",
+    "init",
     "input",
     "irfft",
     "irfftn",
     "jvp",
+    "layer_norm",
     "less",
     "less_equal",
     "log",
@@ -164,8 +172,10 @@ __all__ = [
     "mse",
     "multiply",
     "negative",
+    "nn",
     "not_equal",
     "one_hot",
+    "optim",
     "pad",
     "param",
     "power",
@@ -186,6 +196,7 @@ __all__ = [
     "take",
     "tanh",
     "to_dot",
+    "train",
     "transpose",
     "unpool",
     "vjp",
