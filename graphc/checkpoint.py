@@ -149,6 +149,8 @@ def load_checkpoint(
     header, arrays = read_checkpoint(path)
     tensors = _tensors(model, optimizer)
     saved = {k for k in arrays if not k.startswith("extra/")}
+    if optimizer is None:  # the model alone (for evaluation): velocities are not needed
+        saved = {k for k in saved if not k.startswith("velocity/")}
     if saved != set(tensors):
         raise CheckpointError(
             f"{path}: holds {len(saved)} tensors ({_summary(saved)}), the model and optimizer "
