@@ -213,6 +213,7 @@ def fit(
     save everything after every epoch and, when the file exists, resume from it (the
     resumed run gives the losses of an uninterrupted one). seed: the shuffling and
     dropout generators. Returns a History; history.step_losses has every step's loss.
+    A model with running averages (BatchNorm) skips a last minibatch of a single example.
     """
     x, t = _arrays(data, "data")
     if validation is not None:
@@ -242,6 +243,8 @@ def fit(
             break
         order = shuffle.permutation(len(x))
         count = math.ceil(len(x) / batch_size)
+        if model.states() and len(x) % batch_size == 1 and count > 1:
+            count -= 1  # BatchNorm has no variance for a last batch of one example: skip it
         bar = _bar(count, f"epoch {epoch + 1}/{epochs}", progress)
         total, correct, seen, elapsed, lr = 0.0, 0.0, 0, 0.0, optimizer.learning_rate()
         for k in range(count):

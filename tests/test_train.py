@@ -168,3 +168,36 @@ def test_a_resumed_fit_gives_the_losses_of_an_uninterrupted_one(digits, tmp_path
     ):
         np.testing.assert_array_equal(a.value, b.value)
     assert gc.train.load_checkpoint(path, resumed_model).epoch == 4
+
+
+def test_dropout_masks_come_from_the_seeded_generator(digits):
+    xs, ts = digits[0][0][:64], digits[0][1][:64]
+
+    def losses(seed):
+        model = mlp(seed=0, dropout=0.5)
+        step = train.TrainStep(model, optim.SGD(0.1), (64,), seed=seed)
+        return [step(xs, ts)[0] for _ in range(3)]
+
+    assert losses(1) == losses(1)
+    assert losses(1) != losses(2)
+    masks = train.TrainStep(mlp(dropout=0.5), optim.SGD(0.1), (64,)).draw_masks(xs)
+    assert len(masks) == 1 and masks[0].shape == (64, 16)
+    assert set(np.unique(masks[0])) == {0.0, 1.0} and 0.35 < masks[0].mean() < 0.65
+
+
+def test_an_l2_regularizer_is_weight_decay(digits):
+    xs, ts = digits[0][0][:32], digits[0][1][:32]
+    a, b = mlp(seed=4), mlp(seed=4)
+    train.TrainStep(a, optim.SGD(0.1), (64,), regularizer=lambda ps: nn.l2(ps, 0.01))(xs, ts)
+    train.TrainStep(b, optim.SGD(0.1, weight_decay=0.01), (64,))(xs, ts)
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(p.value, q.value, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(a.parameters()[0].value, mlp(seed=4).parameters()[0].value)
+
+
+def test_batch_norm_models_skip_a_last_batch_of_one(digits):
+    xs, ts = digits[0][0][:65], digits[0][1][:65]
+    model = mlp(batchnorm=True)
+    history = train.fit(model, (xs, ts), 1, 32, optim.SGD(0.1), progress=False)
+    assert len(history.step_losses) == 2
+    assert np.all(np.isfinite(model.states()[1].value))
