@@ -106,7 +106,7 @@ for _name, _fn in list(globals().items()):
 OPS = _ops.OPS
 
 # layers, optimizers, training (they build graphs with the API above, so they come last)
-from graphc import init, nn, optim, train  # noqa: E402
+from graphc import init, models, nn, optim, train  # noqa: E402
 from graphc.nn.functional import batch_norm, dropout, layer_norm  # noqa: E402
 
 __all__ = [
@@ -169,6 +169,7 @@ __all__ = [
     "maximum",
     "mean",
     "minimum",
+    "models",
     "mse",
     "multiply",
     "negative",

@@ -326,6 +326,7 @@ def plot_history(history: History, path: str | os.PathLike = "loss.png") -> Path
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     has_acc = any(a is not None for a in history.accuracy)
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5, 4))
@@ -343,6 +344,8 @@ def plot_history(history: History, path: str | os.PathLike = "loss.png") -> Path
             axes[1].plot(history.epoch, history.val_accuracy, marker="o", label="validation")
         axes[1].set(xlabel="epoch", ylabel="accuracy", title="accuracy")
         axes[1].legend()
+    for axis in axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
