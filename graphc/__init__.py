@@ -106,6 +106,10 @@ for _name, _fn in list(globals().items()):
 
 OPS = _ops.OPS
 
+# layers, optimizers, training (they build graphs with the API above, so they come last)
+from graphc import init, models, nn, optim, train  # noqa: E402
+from graphc.nn.functional import batch_norm, dropout, layer_norm  # noqa: E402
+
 __all__ = [
     "BindError",
     "DifferentiationError",
@@ -122,6 +126,7 @@ __all__ = [
     "as_tensor",
     "available_backends",
     "avg_pool",
+    "batch_norm",
     "check_grad",
     "check_jvp",
     "broadcast_to",
@@ -136,6 +141,7 @@ __all__ = [
     "data",
     "dim",
     "divide",
+    "dropout",
     "elementwise",
     "equal",
     "exp",
@@ -147,10 +153,12 @@ __all__ = [
     "hvp",
     "ifft",
     "imag",
+    "init",
     "input",
     "irfft",
     "irfftn",
     "jvp",
+    "layer_norm",
     "less",
     "less_equal",
     "log",
@@ -162,11 +170,14 @@ __all__ = [
     "maximum",
     "mean",
     "minimum",
+    "models",
     "mse",
     "multiply",
     "negative",
+    "nn",
     "not_equal",
     "one_hot",
+    "optim",
     "pad",
     "param",
     "power",
@@ -188,6 +199,7 @@ __all__ = [
     "take",
     "tanh",
     "to_dot",
+    "train",
     "transpose",
     "unpool",
     "vjp",

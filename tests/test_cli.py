@@ -41,46 +41,47 @@ def test_no_command_prints_help(capsys):
     assert "usage: graphc" in capsys.readouterr().out
 
 
-def test_demo_on_bundled_digits(tmp_path, capsys):
+def test_demo_trains_both_models_on_bundled_digits(tmp_path, capsys):
     pytest.importorskip("sklearn")
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["demo", "--out", str(out), "--epochs", "2", "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "64-16-16-10" in text
-    # 64*16 + 16 + 16*16 + 16 + 16*10 + 10
-    assert "parameters: 1,482" in text
-    assert "1,797 images" in text
-    loss = float(re.search(r"mean loss (\d+\.\d+)", text).group(1))
-    accuracy = float(re.search(r"accuracy (\d+\.\d+)%", text).group(1))
-    assert 1.5 < loss < 4.0  # near ln 10 = 2.30 for an untrained net
-    assert 0.0 <= accuracy <= 40.0
-    assert "untrained" in text
-    dot = out / "mlp-64-16-16-10.dot"
-    assert dot.exists() and "param W1" in dot.read_text()
-    assert str(dot) in text
-    svg = out / "mlp-64-16-16-10.svg"
-    assert svg.exists() == has_dot
-    if has_dot:
-        assert str(svg) in text
+    assert "1,797 images" in text and "backend 'llvm'" in text
+    # 64*16 + 16 + 16*16 + 16 + 16*10 + 10; LeNet-5 with 3x3 kernels on 8x8 images
+    assert "parameters: 1,482" in text and "parameters: 19,754" in text
+    accuracies = [float(a) for a in re.findall(r"test accuracy (\d+\.\d+)%", text)]
+    assert len(accuracies) == 2 and min(accuracies) > 40.0  # trained: chance is 10%
+    assert len(re.findall(r"\d+\.\d+ ms per training step", text)) == 2
+    for stem in ("mlp-64-16-16-10", "lenet5-8x8"):
+        assert (out / f"{stem}-loss.png").read_bytes()[:4] == b"\x89PNG"
+        dot = out / f"{stem}.dot"
+        assert dot.exists() and "param" in dot.read_text()
+        assert (out / f"{stem}.svg").exists() == has_dot
+    assert "param fc1.W" in (out / "mlp-64-16-16-10.dot").read_text()
+    assert str(out) in text
 
 
 def test_demo_without_dot_still_writes_dot(tmp_path, capsys, monkeypatch):
     pytest.importorskip("sklearn")
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
-    assert main(["demo", "--out", str(tmp_path), "--activation", "sigmoid"]) == 0
+    args = ["demo", "--out", str(tmp_path), "--activation", "sigmoid", "--epochs", "1"]
+    assert main(args + ["--backend", "numpy", "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "sigmoid" in text and "apt-get install graphviz" in text
-    assert [p.suffix for p in tmp_path.iterdir()] == [".dot"]
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".dot", ".dot", ".png", ".png"]
 
 
 @needs_mnist
 def test_demo_on_real_mnist(tmp_path, capsys):
-    assert main(["demo", "--data", str(MNIST), "--out", str(tmp_path), "--backend", "numpy"]) == 0
+    args = ["demo", "--data", str(MNIST), "--out", str(tmp_path), "--epochs", "1", "--quiet"]
+    assert main(args) == 0
     text = capsys.readouterr().out
-    assert "784-16-16-10" in text
-    assert "parameters: 13,002" in text
+    assert "784-16-16-10" in text and "lenet5-28x28" in text
+    assert "parameters: 13,002" in text and "parameters: 61,706" in text
     assert "10,000 images" in text
     assert (tmp_path / "mlp-784-16-16-10.dot").exists()
+    accuracies = [float(a) for a in re.findall(r"test accuracy (\d+\.\d+)%", text)]
+    assert min(accuracies) > 70.0
 
 
 def test_demo_bad_data_folder(tmp_path, capsys):

@@ -1,0 +1,70 @@
+"""graphc.nn: layers, models as Modules, losses and regularizers."""
+
+from graphc.nn import functional, losses
+from graphc.nn.functional import batch_norm, dropout, layer_norm
+from graphc.nn.layers import (
+    AvgPool,
+    BatchNorm,
+    Conv,
+    ConvTranspose,
+    Dense,
+    Dropout,
+    LayerNorm,
+    MaxPool,
+    Unpool,
+)
+from graphc.nn.losses import (
+    binary_cross_entropy_with_logits,
+    elastic_net,
+    l1,
+    l2,
+    mean_squared_error,
+    softmax_cross_entropy,
+)
+from graphc.nn.module import (
+    Built,
+    Context,
+    Flatten,
+    Lambda,
+    Module,
+    RandomMask,
+    ReLU,
+    Residual,
+    Sequential,
+    Sigmoid,
+    Tanh,
+)
+
+__all__ = [
+    "AvgPool",
+    "BatchNorm",
+    "Built",
+    "Context",
+    "Conv",
+    "ConvTranspose",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "Lambda",
+    "LayerNorm",
+    "MaxPool",
+    "Module",
+    "RandomMask",
+    "ReLU",
+    "Residual",
+    "Sequential",
+    "Sigmoid",
+    "Tanh",
+    "Unpool",
+    "batch_norm",
+    "binary_cross_entropy_with_logits",
+    "dropout",
+    "elastic_net",
+    "functional",
+    "l1",
+    "l2",
+    "layer_norm",
+    "losses",
+    "mean_squared_error",
+    "softmax_cross_entropy",
+]
