@@ -8,6 +8,7 @@ against 1 gives N, N against N gives N, N against M is an error at build time.
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
 import sys
@@ -75,7 +76,19 @@ def dims_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
     """True when two dims are provably equal."""
     if a == b:
         return True
-    return sympy.simplify(a - b) == 0
+    return _difference_is_zero(a - b)
+
+
+@functools.lru_cache(maxsize=4096)
+def _difference_is_zero(d: sympy.Expr) -> bool:
+    # a polynomial is zero iff its expanded form is; only floors and the like need simplify
+    # (fusion asks thousands of times: simplify on each took seconds on a BatchNorm graph)
+    d = sympy.expand(d)
+    if d == 0:
+        return True
+    if d.is_polynomial():
+        return False
+    return sympy.simplify(d) == 0
 
 
 def is_concrete(shape: Sequence[sympy.Expr]) -> bool:

@@ -214,3 +214,17 @@ def test_sizes_that_come_out_fractional_at_run_time_name_the_op():
     assert halves(np.zeros(4, np.float32)).shape == (2, 2)
     with pytest.raises(BindError, match=r"^reshape \(built at .*\): size N/2 = 5/2"):
         halves(np.zeros(5, np.float32))
+
+
+def test_dims_equal_expands_polynomials_and_simplifies_the_rest():
+    from graphc.shapes import dims_equal
+
+    N, M = (
+        sympy.Symbol("N", positive=True, integer=True),
+        sympy.Symbol("M", positive=True, integer=True),
+    )
+    assert dims_equal(2 * (N + M), 2 * N + 2 * M)
+    assert dims_equal((N + 1) ** 2, N**2 + 2 * N + 1)
+    assert not dims_equal(N + 1, N) and not dims_equal(N * M, N + M)
+    assert dims_equal(sympy.floor((N + 2) / 2), sympy.floor(N / 2) + 1)
+    assert not dims_equal(sympy.floor(N / 2), sympy.floor(N / 3))
