@@ -254,12 +254,16 @@ class Function:
             )
         if any(hasattr(v, "__cuda_array_interface__") for v in feeds.values()):
             raise BindError(f"device (cupy) arrays need backend 'cuda', not {self.backend!r}")
+        # a backend whose results are new arrays each call (fresh_results) hands them over
+        # as they are; others may return their own buffers or views of inputs: copied
+        owned = getattr(self.executable, "fresh_results", False)
         with self._lock:
             results = self.executable.run(feeds, bindings)
             n = len(self.outputs)
             for (param, _), value in zip(self.updates, results[n:]):
-                param.attrs["state"].value = np.array(value, dtype=param.dtype, copy=True)
-        outputs = [np.array(r, copy=True) for r in results[:n]]
+                state = param.attrs["state"]
+                state.value = value if owned else np.array(value, dtype=param.dtype, copy=True)
+        outputs = results[:n] if owned else [np.array(r, copy=True) for r in results[:n]]
         return outputs[0] if self.single_output else tuple(outputs)
 
     def __repr__(self) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,18 @@ def _c_order(array: Any) -> np.ndarray:
     """The array, row-major (copied only if it is not); unlike np.ascontiguousarray, a 0-d
     array stays 0-d."""
     return np.asarray(array, order="C")
+
+
+@dataclass
+class _Plan:
+    """What a call with one binding of the symbolic sizes needs, worked out once."""
+
+    bindings: Any
+    sizes: list  # the values of builder.size_list
+    root_shapes: list
+    temps: dict = field(default_factory=dict)  # arena temporaries: node -> shape
+    fresh: list = field(default_factory=list)  # (slot, node, shape): results, new each call
+    fed: list = field(default_factory=list)  # (slot, node, "input" | "param")
 
 
 class LLVMExecutable:
@@ -72,8 +85,9 @@ class LLVMExecutable:
             ctypes.POINTER(ctypes.c_int64),
         )
         self.main = prototype(address)
-        self._layouts: dict = {}
+        self._plans: dict = {}
         self._local = threading.local()
+        self.fresh_results = True  # run() returns arrays nothing else holds: no copy needed
 
     def kernel_source(self, number: int) -> str:
         """The LLVM IR of kernel `number`'s function (before optimisation)."""
@@ -87,61 +101,77 @@ class LLVMExecutable:
     def assembly(self) -> str:
         return self.tm.emit_assembly(self.optimized)
 
-    def _layout(self, bindings: Any) -> tuple:
-        """(temporary shapes, size values, root shapes) for this call's sizes, worked out
-        once per binding of the symbolic sizes (sympy is slow; a training loop repeats)."""
-        key = tuple(sorted((str(s), v) for s, v in bindings.values.items()))
-        found = self._layouts.get(key)
-        if found is None:
-            shapes = {
-                b.node: bindings.evaluate_shape(b.node.shape)
-                for b in self.builder.buffer_list
-                if b.kind == "temp"
-            }
-            sizes = [bindings.evaluate(expr) for expr in self.builder.size_list]
-            roots = [bindings.evaluate_shape(r.shape) for r in self.program.roots]
-            found = (shapes, sizes, roots)
-            with _init_lock:
-                self._layouts[key] = found
-        return found
+    def _source(self, node: Any) -> Any:
+        """The node whose buffer `node` reads (itself unless it is a view)."""
+        while self.kernel_program.buffers[node].kind == "view":
+            node = node.inputs[0]
+        return node
 
-    def _arena(self, shapes: dict) -> dict:
-        """This thread's temporary buffers for these sizes, allocated once and reused by every
-        later call (a fresh 64 MB array costs milliseconds of page faults). Results handed
-        back are copied by the Function, so reuse is safe; each thread has its own arena."""
-        arenas = getattr(self._local, "arenas", None)
-        if arenas is None:
-            arenas = self._local.arenas = {}
-        key = id(shapes)
-        found = arenas.get(key)
-        if found is None:
-            found = {node: np.empty(shape, dtype=node.dtype) for node, shape in shapes.items()}
-            arenas[key] = found
-        return found
+    def _plan(self, bindings: Any) -> _Plan:
+        """Shapes and sizes for this call's bindings, worked out once per Bindings (the
+        Function keeps one per shape signature; sympy is slow and a training loop repeats)."""
+        found = self._plans.get(id(bindings))
+        if found is not None and found.bindings is bindings:
+            return found
+        buffers = self.builder.buffer_list
+        returned = {self._source(root) for root in self.program.roots}
+        plan = _Plan(
+            bindings=bindings,
+            sizes=[bindings.evaluate(expr) for expr in self.builder.size_list],
+            root_shapes=[bindings.evaluate_shape(r.shape) for r in self.program.roots],
+        )
+        for k, b in enumerate(buffers):
+            if b.kind == "temp":
+                shape = bindings.evaluate_shape(b.node.shape)
+                if b.node in returned:
+                    plan.fresh.append((k, b.node, shape))
+                else:
+                    plan.temps[b.node] = shape
+            elif b.kind in ("input", "param"):
+                plan.fed.append((k, b.node, b.kind))
+        with _init_lock:
+            if len(self._plans) >= 64:
+                self._plans.clear()
+            self._plans[id(bindings)] = plan
+        return plan
+
+    def _table(self, plan: _Plan) -> tuple:
+        """This thread's (pointer table, sizes) for `plan`: temporaries (an arena allocated
+        once and reused by every later call: a fresh 64 MB array costs milliseconds of page
+        faults) and constants are filled in; inputs, params and results are set per call."""
+        tables = getattr(self._local, "tables", None)
+        if tables is None:
+            tables = self._local.tables = {}
+        found = tables.get(id(plan))
+        if found is not None and found[0] is plan:
+            return found[1], found[2]
+        buffers = self.builder.buffer_list
+        pointers = (ctypes.c_void_p * max(len(buffers), 1))()
+        arena = {node: np.empty(shape, dtype=node.dtype) for node, shape in plan.temps.items()}
+        for k, b in enumerate(buffers):
+            if b.kind == "temp" and b.node in arena:
+                pointers[k] = arena[b.node].ctypes.data
+            elif b.kind == "constant":  # a row-major copy of a strided constant lives here too
+                array = arena[b.node] = _c_order(b.node.attrs["value"].array)
+                pointers[k] = array.ctypes.data
+        sizes = (ctypes.c_int64 * max(len(plan.sizes), 1))(*plan.sizes)
+        tables[id(plan)] = (plan, pointers, sizes, arena)  # the arena lives with its table
+        return pointers, sizes
 
     def run(self, feeds: dict, bindings: Any) -> list:
-        buffers = self.builder.buffer_list
-        shapes, size_values, root_shapes = self._layout(bindings)
-        arena = self._arena(shapes)
-        arrays: dict = {}
-        for buffer in buffers:
-            node = buffer.node
-            if buffer.kind == "input":
-                arrays[node] = _c_order(feeds[node])
-            elif buffer.kind == "param":
-                arrays[node] = _c_order(node.attrs["state"].value)
-            elif buffer.kind == "constant":
-                value = node.attrs["value"].array
-                arrays[node] = _c_order(value)
-            elif buffer.kind == "temp":
-                arrays[node] = arena[node]
-        pointers = (ctypes.c_void_p * max(len(buffers), 1))()
-        for k, buffer in enumerate(buffers):
-            if buffer.kind != "view":
-                pointers[k] = arrays[buffer.node].ctypes.data
-        sizes = (ctypes.c_int64 * max(len(self.builder.size_list), 1))()
-        for k, value in enumerate(size_values):
-            sizes[k] = value
+        """The values of program.roots. Every array returned is the caller's own: results are
+        written by the kernels into arrays made for this call, and a root that is an input, a
+        param or a constant (or a view of one) is copied."""
+        plan = self._plan(bindings)
+        pointers, sizes = self._table(plan)
+        held: dict = {}  # the arrays this call passes (alive until the call returns)
+        for k, node, kind in plan.fed:
+            array = feeds[node] if kind == "input" else node.attrs["state"].value
+            array = held[node] = _c_order(array)
+            pointers[k] = array.ctypes.data
+        for k, node, shape in plan.fresh:
+            array = held[node] = np.empty(shape, dtype=node.dtype)
+            pointers[k] = array.ctypes.data
         status = (ctypes.c_int64 * parallel.STATUS_SLOTS)()
         status[parallel.THREADS] = parallel.num_threads()
         status[parallel.MIN_WORK] = parallel.min_work()
@@ -149,9 +179,18 @@ class LLVMExecutable:
         self._local.workers = status[parallel.WORKERS]
         if status[0]:
             raise self._failure(status[0] - 1, status[1])
-        return [
-            self._value(root, arrays, shape) for root, shape in zip(self.program.roots, root_shapes)
-        ]
+        results = []
+        handed: set = set()
+        fresh = {node for _, node, _ in plan.fresh}
+        for root, shape in zip(self.program.roots, plan.root_shapes):
+            source = self._source(root)
+            array = held[source] if source in held else _c_order(source.attrs["value"].array)
+            value = array.reshape(shape)
+            if source not in fresh or source in handed:  # not ours to give, or given already
+                value = np.array(value, copy=True)
+            handed.add(source)
+            results.append(value)
+        return results
 
     def _failure(self, number: int, kind: int) -> ExecutionError:
         kernel = self.kernels[number]
@@ -173,16 +212,6 @@ class LLVMExecutable:
             f"{where}: labels must lie in [0, K) (kernel {kernel.name} of the llvm backend "
             f"met one outside)"
         )
-
-    def _value(self, node: Any, arrays: dict, shape: tuple) -> np.ndarray:
-        if node in arrays:
-            return arrays[node]
-        if node.op == "input":
-            return arrays.get(node)
-        source = node
-        while self.kernel_program.buffers[source].kind == "view":
-            source = source.inputs[0]
-        return arrays[source].reshape(shape)
 
     def explain(self) -> str:
         text = f"backend llvm: {self.kernel_program.describe()}"

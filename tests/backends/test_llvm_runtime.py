@@ -86,3 +86,26 @@ def test_object_code_is_cached_on_disk_and_a_corrupt_entry_is_rebuilt(tmp_path, 
     assert not third.executable.cache_hit  # detected, rebuilt, never trusted
     np.testing.assert_allclose(third(xs), np.tanh(xs) * 3.0 - xs, rtol=1e-6)
     assert gc.compile([x], y, backend="llvm").executable.cache_hit  # and written again
+
+
+def test_every_returned_array_is_the_callers_own():
+    N = gc.dim("N")
+    x = gc.input("x", (N, 3), dtype="float64")
+    W = gc.param("W", (3,), value=np.ones(3), dtype="float64")
+    y = gc.tanh(x * W)
+    new_W = W - 0.1 * gc.sum(y, axis=0)
+    f = gc.compile(
+        [x], [y, y, gc.reshape(y, (N * 3,)), x, new_W], updates={W: new_W}, backend="llvm"
+    )
+    a = np.arange(6.0).reshape(2, 3) / 10
+    first = f(a)
+    kept = [np.array(v) for v in first]
+    second = f(a + 1)
+    for before, now in zip(kept, first):  # the second call wrote new arrays
+        np.testing.assert_array_equal(before, now)
+    y1, y2, flat, x_back, w_out = second
+    assert not np.shares_memory(y1, y2) and not np.shares_memory(y1, flat)
+    assert not np.shares_memory(x_back, a + 1) and not np.shares_memory(w_out, W.value)
+    np.testing.assert_allclose(y1, np.tanh((a + 1) * kept[4]), rtol=1e-12)
+    w_out[:] = 123.0  # the caller's copy: the parameter is untouched
+    assert not np.any(W.value == 123.0)
