@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,7 +171,7 @@ class LLVMExecutable:
             array = held[node] = _c_order(array)
             pointers[k] = array.ctypes.data
         for k, node, shape in plan.fresh:
-            array = held[node] = np.empty(shape, dtype=node.dtype)
+            array = held[node] = self._result_array(node, shape)
             pointers[k] = array.ctypes.data
         status = (ctypes.c_int64 * parallel.STATUS_SLOTS)()
         status[parallel.THREADS] = parallel.num_threads()
@@ -191,6 +192,25 @@ class LLVMExecutable:
             handed.add(source)
             results.append(value)
         return results
+
+    def _result_array(self, node: Any, shape: tuple) -> np.ndarray:
+        """An array for result `node`: one this thread handed out before and nobody holds any
+        more (its pages are already mapped: a fresh 64 MB array costs milliseconds of page
+        faults), else a new one. A caller's reference, a view or a parameter holding it
+        keeps an array out of reach."""
+        pools = getattr(self._local, "pools", None)
+        if pools is None:
+            pools = self._local.pools = {}
+        pool = pools.setdefault(node, [])
+        for array in pool:
+            # references: the pool's list, this loop's variable, getrefcount's argument
+            if sys.getrefcount(array) == 3 and array.shape == shape:
+                return array
+        array = np.empty(shape, dtype=node.dtype)
+        pool.append(array)
+        if len(pool) > 2:  # an update's new value and the param's current one alternate
+            pool.pop(0)
+        return array
 
     def _failure(self, number: int, kind: int) -> ExecutionError:
         kernel = self.kernels[number]

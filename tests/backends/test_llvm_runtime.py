@@ -109,3 +109,33 @@ def test_every_returned_array_is_the_callers_own():
     np.testing.assert_allclose(y1, np.tanh((a + 1) * kept[4]), rtol=1e-12)
     w_out[:] = 123.0  # the caller's copy: the parameter is untouched
     assert not np.any(W.value == 123.0)
+
+
+def test_a_result_nobody_holds_is_reused_and_one_still_held_never_is():
+    x = gc.input("x", (1000,), dtype="float64")
+    f = gc.compile([x], gc.exp(x) * 2.0, backend="llvm")
+    a = np.linspace(-1, 1, 1000)
+    y = f(a)
+    address = y.ctypes.data
+    del y  # dropped: its memory is used again
+    assert f(a).ctypes.data == address
+    held = f(a)
+    part = held[10:20]
+    del held  # a view still holds it
+    again = f(a + 1)
+    assert again.ctypes.data != part.base.ctypes.data
+    np.testing.assert_allclose(part, 2 * np.exp(a[10:20]), rtol=1e-12)
+    np.testing.assert_allclose(again, 2 * np.exp(a + 1), rtol=1e-12)
+
+
+def test_sgd_steps_with_reused_arrays_equal_the_numpy_backend():
+    results = {}
+    for backend in ("numpy", "llvm"):
+        x = gc.input("x", (8, 3), dtype="float64")
+        W = gc.param("W", (3, 2), value=np.full((3, 2), 0.5), dtype="float64")
+        loss = gc.sum(gc.tanh(x @ W) ** 2)
+        f = gc.compile([x], loss, updates={W: W - 0.1 * gc.grad(loss, W)}, backend=backend)
+        data = np.random.default_rng(0).normal(size=(8, 3))
+        results[backend] = [float(f(data)) for _ in range(6)] + [W.value.copy()]
+    np.testing.assert_allclose(results["llvm"][:6], results["numpy"][:6], rtol=1e-12)
+    np.testing.assert_allclose(results["llvm"][6], results["numpy"][6], rtol=1e-12)
