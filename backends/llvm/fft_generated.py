@@ -22,14 +22,17 @@ loop unit-stride over the rows, so LLVM vectorises it however short the transfor
             constant. Its work arrays have M * rows elements.
 
 Twiddles and chirps are computed in float64 by numpy at compile time and stored as constant
-globals of the element type.
+globals of the element type. Each transform is compiled once per process as a library (as
+the generated GEMM) and only declared in the modules that call it.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
+from llvmlite import binding as llvm
 from llvmlite import ir
 
 from backends.llvm.irutil import I64, for_range
@@ -85,15 +88,57 @@ def _c(value: int) -> ir.Constant:
     return ir.Constant(I64, value)
 
 
+def _name(n: int, ty: ir.Type, sign: int) -> str:
+    return f"graphc.fft.{n}.{_suffix(ty)}.{'inv' if sign > 0 else 'fwd'}"
+
+
+def _signature(ty: ir.Type) -> ir.FunctionType:
+    ptr = ty.as_pointer()
+    return ir.FunctionType(VOID, [ptr, ptr, ptr, ptr, I64])
+
+
+# the transforms as a library: each (length, type, sign) compiled once per process (and kept
+# in the disk cache), declared in each module that calls it, so a model's compile does not
+# optimise it again
+_library: dict = {}
+_library_lock = threading.Lock()
+
+
 def transform(module: ir.Module, n: int, ty: ir.Type, sign: int) -> tuple:
-    """(function, plan) of the length-n transform with this sign for element type `ty`."""
+    """(function declared in `module`, plan) of the length-n transform with this sign for
+    element type `ty`."""
+    name = _name(n, ty, sign)
+    with _library_lock:
+        if name not in _library:
+            _library[name] = _compile_library(n, ty, sign)
+    found = module.globals.get(name)
+    if found is None:
+        found = ir.Function(module, _signature(ty), name=name)
+    return found, plan(n)
+
+
+def _compile_library(n: int, ty: ir.Type, sign: int) -> object:
+    from backends.llvm import jit
+
+    library = ir.Module(name=f"graphc.fft.library.{n}")
+    fn, _ = _emit(library, n, ty, sign)
+    fn.linkage = "external"
+    tm = jit.target_machine()
+    library.triple = tm.triple
+    library.data_layout = str(tm.target_data)
+    engine, _, _ = jit.engine(str(library), tm)
+    llvm.add_symbol(fn.name, engine.get_function_address(fn.name))
+    return engine  # keeps the code alive
+
+
+def _emit(module: ir.Module, n: int, ty: ir.Type, sign: int) -> tuple:
+    """(function, plan) of the transform emitted into `module` (internal) once."""
     p = plan(n)
-    name = f"graphc.fft.{n}.{_suffix(ty)}.{'inv' if sign > 0 else 'fwd'}"
+    name = _name(n, ty, sign)
     found = module.globals.get(name)
     if found is not None:
         return found, p
-    ptr = ty.as_pointer()
-    fn = ir.Function(module, ir.FunctionType(VOID, [ptr, ptr, ptr, ptr, I64]), name=name)
+    fn = ir.Function(module, _signature(ty), name=name)
     fn.linkage = "internal"
     for arg, arg_name in zip(fn.args, ("re0", "im0", "re1", "im1", "rows")):
         arg.name = arg_name
@@ -298,11 +343,11 @@ def _bluestein(b: ir.IRBuilder, module, ty: ir.Type, n: int, sign: int, m: int, 
     first = (re0, im0)
     rows_of(n, lambda i, at: store(first, at, _cmul(b, element(first, at), table("c", i))), "bc")
     rows_of(m - n, lambda i, at: store(first, b.add(at, b.mul(_c(n), rows)), (zero, zero)), "bz")
-    forward, p = transform(module, m, ty, -1)
+    forward, p = _emit(module, m, ty, -1)
     b.call(forward, [re0, im0, re1, im1, rows])
     spec, other = ((re1, im1), (re0, im0)) if p.in_second else ((re0, im0), (re1, im1))
     rows_of(m, lambda i, at: store(spec, at, _cmul(b, element(spec, at), table("k", i))), "bk")
-    inverse, q = transform(module, m, ty, +1)
+    inverse, q = _emit(module, m, ty, +1)
     b.call(inverse, [*spec, *other, rows])
     result = other if q.in_second else spec
     rows_of(n, lambda i, at: store(first, at, _cmul(b, element(result, at), table("c", i))), "bo")

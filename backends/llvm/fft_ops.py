@@ -132,19 +132,12 @@ def _base(b: ir.IRBuilder, bases: ir.Value, w: ir.Value, length: int, inner: ir.
     return b.add(b.mul(b.mul(o, _c(length)), inner), c, name="base")
 
 
-def _rows_then_length(
-    b: ir.IRBuilder, width: ir.Value, length: int, inner, body, name: str
-) -> None:  # noqa: ANN001
-    """body(w, i) for every row w < width and i < length, in the order that reads the
-    operand's memory contiguously (the rows first when the axis is the last one)."""
-    if isinstance(inner, ir.Constant) and inner.constant == 1:
-        with for_range(b, width, f"{name}.w") as w:
-            with for_range(b, _c(length), f"{name}.i") as i:
-                body(w, i)
-    else:
+def _rows_then_length(b: ir.IRBuilder, width: ir.Value, length: int, body, name: str) -> None:
+    """body(w, i) for every row w < width and i < length: row by row (a static inner loop,
+    which LLVM may unroll; a static outer one it would copy the inner loop for)."""
+    with for_range(b, width, f"{name}.w") as w:
         with for_range(b, _c(length), f"{name}.i") as i:
-            with for_range(b, width, f"{name}.w") as w:
-                body(w, i)
+            body(w, i)
 
 
 def _gather(b, lay, src, dtype, bases, inner, width, dst, part) -> None:  # noqa: ANN001
@@ -168,18 +161,16 @@ def _gather(b, lay, src, dtype, bases, inner, width, dst, part) -> None:  # noqa
         b.store(im, b.gep(dst[1], [at], inbounds=True))
 
     if lay.op in ("fft", "ifft"):
-        _rows_then_length(
-            b, width, lay.n, inner, lambda w, i: put(w, i, read(w, i), read(w, i, 1)), "g"
-        )
+        _rows_then_length(b, width, lay.n, lambda w, i: put(w, i, read(w, i), read(w, i, 1)), "g")
     elif lay.op == "rfft" and lay.half:  # z_j = x_2j + i x_2j+1
 
         def pairs(w: ir.Value, j: ir.Value) -> None:
             even = b.mul(j, _c(2), name="even")
             put(w, j, read(w, even), read(w, b.add(even, _c(1), name="odd")))
 
-        _rows_then_length(b, width, lay.length, inner, pairs, "g")
+        _rows_then_length(b, width, lay.length, pairs, "g")
     elif lay.op == "rfft":
-        _rows_then_length(b, width, lay.n, inner, lambda w, i: put(w, i, read(w, i), zero), "g")
+        _rows_then_length(b, width, lay.n, lambda w, i: put(w, i, read(w, i), zero), "g")
     elif lay.half:
         _gather_irfft_half(b, lay, read, put, width, inner, part)
     else:
@@ -206,7 +197,7 @@ def _gather_irfft_full(b, lay, read, put, width, inner) -> None:  # noqa: ANN001
         re, im = _bin(b, lay, read, w, k)
         put(w, i, re, b.select(low, im, b.fneg(im, name="conj"), name="im.h"))
 
-    _rows_then_length(b, width, lay.n, inner, body, "g")
+    _rows_then_length(b, width, lay.n, body, "g")
 
 
 def _half_twiddles(b: ir.IRBuilder, lay, part: ir.Type) -> tuple:  # noqa: ANN001
@@ -240,7 +231,7 @@ def _gather_irfft_half(b, lay, read, put, width, inner, part) -> None:  # noqa: 
         tr, ti = complex_ops.mul_parts(b, (dr, di), (cr, ci))
         put(w, k, b.fsub(sr, ti, name="z.re"), b.fadd(si, tr, name="z.im"))  # s + i t
 
-    _rows_then_length(b, width, h, inner, body, "g")
+    _rows_then_length(b, width, h, body, "g")
 
 
 class _Values:
@@ -308,7 +299,7 @@ def _scatter_direct(b, lay, values, dst, dtype, bases, inner, width) -> None:  #
         else:
             b.store(re, b.gep(dst, [at], inbounds=True))
 
-    _rows_then_length(b, width, lay.n_out, inner, body, "s")
+    _rows_then_length(b, width, lay.n_out, body, "s")
 
 
 def _scatter_finish(self, b, kernel, lay, values, r0, width) -> None:  # noqa: ANN001
