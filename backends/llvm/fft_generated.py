@@ -22,8 +22,9 @@ loop unit-stride over the rows, so LLVM vectorises it however short the transfor
             constant. Its work arrays have M * rows elements.
 
 Twiddles and chirps are computed in float64 by numpy at compile time and stored as constant
-globals of the element type. Each transform is compiled once per process as a library (as
-the generated GEMM) and only declared in the modules that call it.
+globals of the element type. The passes (one function per radix, sign and type, with the
+pass's sizes and twiddle tables as arguments) are compiled once per process as a library, as
+the generated GEMM; a length's transform is a driver of a few calls in the model's module.
 """
 
 from __future__ import annotations
@@ -97,42 +98,60 @@ def _signature(ty: ir.Type) -> ir.FunctionType:
     return ir.FunctionType(VOID, [ptr, ptr, ptr, ptr, I64])
 
 
-# the transforms as a library: each (length, type, sign) compiled once per process (and kept
-# in the disk cache), declared in each module that calls it, so a model's compile does not
-# optimise it again
+def _pass_signature(ty: ir.Type) -> ir.FunctionType:
+    ptr = ty.as_pointer()
+    return ir.FunctionType(VOID, [ptr, ptr, ptr, ptr, I64, I64, ptr, ptr])
+
+
+# The passes as a library: one function per (radix, sign, type, twiddled), compiled once per
+# process (and kept in the disk cache) and declared in each module that calls it; a length's
+# transform is a short driver in the model's module calling them with its twiddle tables, so
+# a model's compile optimises no butterflies.
 _library: dict = {}
 _library_lock = threading.Lock()
 
 
-def transform(module: ir.Module, n: int, ty: ir.Type, sign: int) -> tuple:
-    """(function declared in `module`, plan) of the length-n transform with this sign for
-    element type `ty`."""
-    name = _name(n, ty, sign)
+def _pass_name(p: int, ty: ir.Type, sign: int, twiddled: bool) -> str:
+    kind = "tw" if twiddled else "plain"
+    return f"graphc.fft.pass{p}.{_suffix(ty)}.{'inv' if sign > 0 else 'fwd'}.{kind}"
+
+
+def _pass_function(module: ir.Module, p: int, ty: ir.Type, sign: int, twiddled: bool):  # noqa: ANN201
+    """The radix-p pass, compiled in the library once, declared in `module`."""
+    name = _pass_name(p, ty, sign, twiddled)
     with _library_lock:
         if name not in _library:
-            _library[name] = _compile_library(n, ty, sign)
+            _library[name] = _compile_pass(name, p, ty, sign, twiddled)
     found = module.globals.get(name)
     if found is None:
-        found = ir.Function(module, _signature(ty), name=name)
-    return found, plan(n)
+        found = ir.Function(module, _pass_signature(ty), name=name)
+    return found
 
 
-def _compile_library(n: int, ty: ir.Type, sign: int) -> object:
+def _compile_pass(name: str, p: int, ty: ir.Type, sign: int, twiddled: bool) -> object:
     from backends.llvm import jit
 
-    library = ir.Module(name=f"graphc.fft.library.{n}")
-    fn, _ = _emit(library, n, ty, sign)
-    fn.linkage = "external"
+    library = ir.Module(name=f"graphc.fft.library.{name}")
+    fn = ir.Function(library, _pass_signature(ty), name=name)
+    names = ("src.re", "src.im", "dst.re", "dst.im", "m", "S", "tw.re", "tw.im")
+    for k, (arg, arg_name) in enumerate(zip(fn.args, names)):
+        arg.name = arg_name
+        if k < 4:
+            arg.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    _Pass(b, ty, p, sign, twiddled).emit(fn.args)
+    b.ret_void()
     tm = jit.target_machine()
     library.triple = tm.triple
     library.data_layout = str(tm.target_data)
     engine, _, _ = jit.engine(str(library), tm)
-    llvm.add_symbol(fn.name, engine.get_function_address(fn.name))
+    llvm.add_symbol(name, engine.get_function_address(name))
     return engine  # keeps the code alive
 
 
-def _emit(module: ir.Module, n: int, ty: ir.Type, sign: int) -> tuple:
-    """(function, plan) of the transform emitted into `module` (internal) once."""
+def transform(module: ir.Module, n: int, ty: ir.Type, sign: int) -> tuple:
+    """(function, plan) of the length-n transform with this sign for element type `ty`: a
+    driver emitted into `module` once (internal)."""
     p = plan(n)
     name = _name(n, ty, sign)
     found = module.globals.get(name)
@@ -146,7 +165,7 @@ def _emit(module: ir.Module, n: int, ty: ir.Type, sign: int) -> tuple:
             arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     if p.radices or n == 1:
-        _Stockham(b, ty, n, sign).emit(fn.args)
+        _stockham(b, ty, n, sign, fn.args)
     else:
         _bluestein(b, module, ty, n, sign, p.inner, fn.args)
     b.ret_void()
@@ -169,61 +188,67 @@ def _load(b: ir.IRBuilder, table: ir.Value, index: ir.Value, name: str) -> ir.Va
     return b.load(b.gep(table, [_c(0), index], inbounds=True), name=name)
 
 
-class _Stockham:
-    """The passes of a Stockham FFT of length n (radices from `factors`)."""
+def _stockham(b: ir.IRBuilder, ty: ir.Type, n: int, sign: int, args: tuple) -> None:
+    """The passes of the length-n transform, from array pair to array pair."""
+    re0, im0, re1, im1, rows = args
+    module = b.module
+    src, dst = (re0, im0), (re1, im1)
+    length, done = n, 1
+    null = ir.Constant(ty.as_pointer(), None)
+    for number, p in enumerate(factors(n) or []):
+        m = length // p
+        stride = b.mul(_c(done), rows, name=f"S{number}")
+        if m > 1:  # w_L^{jt}, j < L/p, 1 <= t < p, row j at j*(p-1)
+            j, t = np.meshgrid(np.arange(m), np.arange(1, p), indexing="ij")
+            w = roots(j * t, length, sign).reshape(-1)
+            key = f"graphc.fft.tw.{n}.{number}.{_suffix(ty)}.{sign}"
+            tables = [
+                b.gep(constant_table(module, f"{key}.{part}", ty, v), [_c(0), _c(0)])
+                for part, v in (("re", w.real), ("im", w.imag))
+            ]
+        else:
+            tables = [null, null]
+        fn = _pass_function(module, p, ty, sign, m > 1)
+        b.call(fn, [*src, *dst, _c(m), stride, *tables])
+        src, dst = dst, src
+        length, done = m, done * p
 
-    def __init__(self, b: ir.IRBuilder, ty: ir.Type, n: int, sign: int) -> None:
-        self.b, self.ty, self.n, self.sign = b, ty, n, sign
-        self.radices = factors(n) or []
+
+class _Pass:
+    """A Stockham pass of radix p: for j < m, q < S, y[q + S(pj + t)] = w^{jt} sum_r
+    x[q + S(j + rm)] w_p^{rt}, the twiddles w^{jt} from tables (row j at j*(p-1))."""
+
+    def __init__(self, b: ir.IRBuilder, ty: ir.Type, p: int, sign: int, twiddled: bool) -> None:
+        self.b, self.ty, self.p, self.sign, self.twiddled = b, ty, p, sign, twiddled
 
     def emit(self, args: tuple) -> None:
-        re0, im0, re1, im1, rows = args
-        b = self.b
-        src, dst = (re0, im0), (re1, im1)
-        length, done = self.n, 1
-        for number, p in enumerate(self.radices):
-            m = length // p
-            stride = b.mul(_c(done), rows, name=f"S{number}")
-            self._pass(number, p, length, stride, src, dst)
-            src, dst = dst, src
-            length, done = m, done * p
-
-    def _twiddles(self, number: int, p: int, length: int) -> tuple:
-        """Tables of w_L^{jt} (j < L/p, 1 <= t < p), row j at j*(p-1)."""
-        m = length // p
-        j, t = np.meshgrid(np.arange(m), np.arange(1, p), indexing="ij")
-        w = roots(j * t, length, self.sign).reshape(-1)
-        module = self.b.module
-        key = f"graphc.fft.tw.{self.n}.{number}.{_suffix(self.ty)}.{self.sign}"
-        return (
-            constant_table(module, key + ".re", self.ty, w.real),
-            constant_table(module, key + ".im", self.ty, w.imag),
-        )
-
-    def _pass(self, number: int, p: int, length: int, stride: ir.Value, src, dst) -> None:  # noqa: ANN001
-        b = self.b
-        m = length // p
-        tw = self._twiddles(number, p, length) if m > 1 else None
-        with for_range(b, _c(m), f"j{number}") as j:
+        b, p = self.b, self.p
+        src_re, src_im, dst_re, dst_im, m, stride, tw_re, tw_im = args
+        with for_range(b, m, "j") as j:
             factors = []
             for t in range(1, p):
-                if tw is None:
+                if not self.twiddled:
                     factors.append(None)
                     continue
                 at = b.add(b.mul(j, _c(p - 1)), _c(t - 1), name="tw.at")
-                factors.append((_load(b, tw[0], at, "tw.re"), _load(b, tw[1], at, "tw.im")))
-            reads = [b.mul(b.add(j, _c(r * m)), stride, name=f"in{r}") for r in range(p)]
+                factors.append(
+                    tuple(
+                        b.load(b.gep(table, [at], inbounds=True), name="tw")
+                        for table in (tw_re, tw_im)
+                    )
+                )
+            reads = [b.mul(b.add(j, b.mul(m, _c(r))), stride, name=f"in{r}") for r in range(p)]
             writes = [
                 b.mul(b.add(b.mul(j, _c(p)), _c(t)), stride, name=f"out{t}") for t in range(p)
             ]
-            with for_range(b, stride, f"q{number}") as q:
+            with for_range(b, stride, "q") as q:
                 a = []
                 for r in range(p):
                     at = b.add(reads[r], q, name="src.at")
                     a.append(
                         (
-                            b.load(b.gep(src[0], [at], inbounds=True), name=f"a{r}.re"),
-                            b.load(b.gep(src[1], [at], inbounds=True), name=f"a{r}.im"),
+                            b.load(b.gep(src_re, [at], inbounds=True), name=f"a{r}.re"),
+                            b.load(b.gep(src_im, [at], inbounds=True), name=f"a{r}.im"),
                         )
                     )
                 out = self._butterfly(a)
@@ -232,8 +257,8 @@ class _Stockham:
                     if t > 0 and factors[t - 1] is not None:
                         re, im = _cmul(b, (re, im), factors[t - 1])
                     at = b.add(writes[t], q, name="dst.at")
-                    b.store(re, b.gep(dst[0], [at], inbounds=True))
-                    b.store(im, b.gep(dst[1], [at], inbounds=True))
+                    b.store(re, b.gep(dst_re, [at], inbounds=True))
+                    b.store(im, b.gep(dst_im, [at], inbounds=True))
 
     def _butterfly(self, a: list) -> list:
         """The length-p DFT (sign self.sign) of the pairs `a`."""
@@ -343,11 +368,11 @@ def _bluestein(b: ir.IRBuilder, module, ty: ir.Type, n: int, sign: int, m: int, 
     first = (re0, im0)
     rows_of(n, lambda i, at: store(first, at, _cmul(b, element(first, at), table("c", i))), "bc")
     rows_of(m - n, lambda i, at: store(first, b.add(at, b.mul(_c(n), rows)), (zero, zero)), "bz")
-    forward, p = _emit(module, m, ty, -1)
+    forward, p = transform(module, m, ty, -1)
     b.call(forward, [re0, im0, re1, im1, rows])
     spec, other = ((re1, im1), (re0, im0)) if p.in_second else ((re0, im0), (re1, im1))
     rows_of(m, lambda i, at: store(spec, at, _cmul(b, element(spec, at), table("k", i))), "bk")
-    inverse, q = _emit(module, m, ty, +1)
+    inverse, q = transform(module, m, ty, +1)
     b.call(inverse, [*spec, *other, rows])
     result = other if q.in_second else spec
     rows_of(n, lambda i, at: store(first, at, _cmul(b, element(result, at), table("c", i))), "bo")

@@ -81,6 +81,10 @@ def fft(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     """The FFT kernel (a method of codegen.ModuleBuilder)."""
     anchor = kernel.anchor
     (source,) = anchor.inputs
+    # gathers and scatters: compiled for size (a model may have dozens of FFT kernels; the
+    # butterflies are the library's, optimised once), which measured no slower here
+    b.function.attributes.add("optsize")
+    b.function.attributes.add("minsize")
     lay = _Layout(anchor)
     part = part_type(llvm_type(anchor.dtype))
     fn, plan = fft_generated.transform(self.module, lay.length, part, lay.sign)
