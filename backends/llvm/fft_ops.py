@@ -34,8 +34,8 @@ from graphc.kernels import Kernel
 from graphc.node import Node
 
 OPS = ("rfft", "irfft", "fft", "ifft")
-BLOCK_ELEMENTS = 4096  # complex elements per work array (rows x length), about 32 KB in float32
-BLOCK_ROWS = 64
+BLOCK_ELEMENTS = 2048  # complex elements per work array (rows x length): 4 arrays, 32 KB in float32
+BLOCK_ROWS = 32
 
 
 def _c(value: int) -> ir.Constant:
