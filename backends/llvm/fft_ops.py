@@ -303,7 +303,16 @@ def _scatter_direct(b, lay, values, dst, dtype, bases, inner, width) -> None:  #
         else:
             b.store(re, b.gep(dst, [at], inbounds=True))
 
-    _rows_then_length(b, width, lay.n_out, body, "s")
+    def pairs(w: ir.Value, j: ir.Value) -> None:  # irfft, n even: x_2j, x_2j+1 from z_j
+        at = b.add(_base(b, bases, w, lay.n_out, inner), b.mul(j, b.add(inner, inner)), name="at")
+        for value, offset in zip(values._work(w, j), (_c(0), inner)):
+            x = convert(b, b.fmul(value, values.scale, name="x.n"), dst.type.pointee, "x")
+            b.store(x, b.gep(dst, [b.add(at, offset, name="at.x")], inbounds=True))
+
+    if lay.op == "irfft" and lay.half:
+        _rows_then_length(b, width, lay.length, pairs, "s")
+    else:
+        _rows_then_length(b, width, lay.n_out, body, "s")
 
 
 def _scatter_finish(self, b, kernel, lay, values, r0, width) -> None:  # noqa: ANN001
