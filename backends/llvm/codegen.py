@@ -9,8 +9,8 @@ row-major buffers with the affine indices of the kernel IR.
 
 Kernels lowered here: elementwise, reductions (sum, mean, max) with prologue and epilogue,
 transpose; the others live beside this file (gemm.py, ops.py, shape_ops.py, conv_ops.py,
-pool_ops.py). A kernel with no lowering yet (the FFTs) raises NotImplementedError at
-compile time, naming the kernel and op.
+pool_ops.py, fft_ops.py; complex scalars: complex_ops.py). A kernel with no lowering raises
+NotImplementedError at compile time, naming the kernel and op.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import os
 import sympy
 from llvmlite import ir
 
-from backends.llvm import conv_ops, gemm, ops, parallel, pool_ops, scalar, shape_ops, vmath
-from backends.llvm.irutil import F32, F64, I8P, I64, for_range, is_float, llvm_type
+from backends.llvm import complex_ops as cplx
+from backends.llvm import conv_ops, fft_ops, gemm, ops, parallel, pool_ops, scalar, shape_ops, vmath
+from backends.llvm.irutil import F32, F64, I8P, I64, for_range, is_complex, is_float, llvm_type
 from graphc.kernels import LOOP_VARS, Kernel, KernelProgram, broadcast_index
 from graphc.node import Node
 
@@ -168,6 +169,8 @@ class ModuleBuilder:
             self.reduce(b, kernel)
         elif kernel.kind == "library" and kernel.anchor.op == "matmul":
             self.matmul(b, kernel)
+        elif kernel.kind == "library" and kernel.anchor.op in fft_ops.OPS:
+            fft_ops.fft(self, b, kernel)
         elif kernel.kind == "library" and kernel.anchor.op in CONV_KERNELS:
             getattr(self, CONV_KERNELS[kernel.anchor.op])(b, kernel)
         elif kernel.kind == "op" and kernel.anchor.op in OP_KERNELS:
@@ -287,6 +290,8 @@ class ModuleBuilder:
                     if is_float(ty)
                     else ir.Constant(ty, -(2 ** (ty.width - 1)))
                 )
+            elif is_complex(ty):
+                start = cplx.zero(ty)
             else:
                 start = ir.Constant(ty, 0.0 if is_float(ty) else 0)
             b.store(start, acc)
@@ -311,6 +316,8 @@ class ModuleBuilder:
                         if is_float(ty)
                         else b.select(b.icmp_signed(">", old, v, name="gt"), old, v, name="max")
                     )
+                elif is_complex(ty):
+                    new = cplx.add(b, old, v, flags=("reassoc", "nsz"))
                 else:
                     new = (
                         b.fadd(old, v, name="sum", flags=["reassoc", "nsz"])
@@ -325,7 +332,11 @@ class ModuleBuilder:
                 count = ir.Constant(I64, 1)
                 for k in axes:
                     count = b.mul(count, self.size(b, domain[k]), name="count")
-                total = b.fdiv(total, b.sitofp(count, ty, name="n"), name="mean")
+                total = (
+                    cplx.divide_real(b, total, count)
+                    if is_complex(ty)
+                    else b.fdiv(total, b.sitofp(count, ty, name="n"), name="mean")
+                )
             out_loops = self._output_loops(anchor, outer, keep)
             out_domain = anchor.shape
 

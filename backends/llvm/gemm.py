@@ -28,7 +28,8 @@ takes BLAS when m*n*k >= BLAS_MIN_WORK, decided at compile time for static sizes
 time for symbolic ones (BLAS also falls back to the generated code for sizes it cannot take:
 0 or past 32-bit ints). Without scipy, or with operands of another dtype than the result,
 every GEMM is generated. What each kernel chose is in `f.explain()` ("GEMM paths").
-Integer matmul is not supported (NotImplementedError).
+Complex matmul takes cgemm/zgemm whenever BLAS can (its fallback, complex_gemm.py, is a plain
+loop). Integer matmul is not supported (NotImplementedError).
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ from llvmlite import binding as llvm
 from llvmlite import ir
 
 from backends.llvm import ops
+from backends.llvm.complex_gemm import complex_gemm
 from backends.llvm.gemm_generated import _at, _c, _max, library_gemm, tiling
-from backends.llvm.irutil import I1, I8, I8P, I32, is_float, llvm_type
+from backends.llvm.irutil import C64, I1, I8, I8P, I32, is_complex, is_float, llvm_type, part_type
 from graphc.kernels import LOOP_VARS, Buffer, Kernel
 from graphc.node import Node
 from graphc.shapes import dims_equal, shape_str
@@ -79,7 +81,7 @@ def blas_routines() -> dict | None:
     get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
     get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
     found = {}
-    for routine in ("sgemm", "dgemm"):
+    for routine in ("sgemm", "dgemm", "cgemm", "zgemm"):
         capsule = cython_blas.__pyx_capi__[routine]
         found[routine] = get_pointer(capsule, get_name(capsule))
     found["module"] = cython_blas  # keeps the library loaded
@@ -96,7 +98,7 @@ def _blas_call(
     row-major matrix is its column-major transpose, so B goes first."""
     m, n, k, a, rsa, csa, src_b, rsb, csb, c, ldc = args
     a_trans, b_trans = trans
-    routine = "sgemm" if ty == ir.FloatType() else "dgemm"
+    routine = {"float": "sgemm", "double": "dgemm"}.get(str(ty), "cgemm" if ty == C64 else "zgemm")
     ptr = ty.as_pointer()
     i32p = I32.as_pointer()
     fnty = ir.FunctionType(
@@ -114,8 +116,8 @@ def _blas_call(
         b.store(b.trunc(_max(b, value, _c(1)), I32), slots[name])
         return slots[name]
 
-    b.store(ir.Constant(ty, 1.0), slots["alpha"])
-    b.store(ir.Constant(ty, 0.0), slots["beta"])
+    b.store(_scalar(ty, 1.0), slots["alpha"])
+    b.store(_scalar(ty, 0.0), slots["beta"])
     b.call(
         target,
         [
@@ -134,6 +136,14 @@ def _blas_call(
             int_arg("ldc", _max(b, ldc, n)),
         ],
     )
+
+
+def _scalar(ty: ir.Type, value: float) -> ir.Constant:
+    """alpha or beta: a real, or a complex with imaginary part 0."""
+    if is_complex(ty):
+        part = part_type(ty)
+        return ir.Constant(ty, [ir.Constant(part, value), ir.Constant(part, 0.0)])
+    return ir.Constant(ty, value)
 
 
 class GemmState:
@@ -244,7 +254,7 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     anchor = kernel.anchor
     x, y = anchor.inputs
     ty = llvm_type(anchor.dtype)
-    if not is_float(ty):
+    if not is_float(ty) and not is_complex(ty):
         raise NotImplementedError(
             f"llvm backend: kernel {kernel.name}: integer matmul ({x.dtype} @ {y.dtype} -> "
             f"{anchor.dtype}, built at {anchor.where}) is not supported; use backend='numpy' "
@@ -310,6 +320,8 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         )
     elif chosen == "blas":
         path, why = "blas", "forced"
+    elif is_complex(ty):  # the fallback for complex is a plain loop (complex_gemm.py)
+        path, why = "blas", "complex"
     elif work.is_number:
         path = "blas" if int(work) >= BLAS_MIN_WORK else "generated"
         why = f"m*n*k = {int(work)} {'>=' if path == 'blas' else '<'} {BLAS_MIN_WORK}"
@@ -317,7 +329,7 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         path, why = "runtime", f"BLAS when m*n*k = {work} >= {BLAS_MIN_WORK} at run time"
     label = {"blas": "BLAS", "generated": "generated", "runtime": "BLAS or generated"}[path]
     t = tiling(ty)
-    tiles = f"tiles {t.mr}x{t.nr}, vectors of {t.vl}"
+    tiles = "a plain loop" if is_complex(ty) else f"tiles {t.mr}x{t.nr}, vectors of {t.vl}"
     shapes = " @ ".join(
         f"{shape_str(o.source.shape)}^T" if o.transposed else shape_str(node.shape)
         for o, node in ((left, x), (right, y))
@@ -372,9 +384,7 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             ldc,
         )
         generated = (
-            (lambda *key: library_gemm(gs.module, *key))
-            if path != "blas" or not static_ok
-            else None
+            (lambda *key: _generated(gs.module, *key)) if path != "blas" or not static_ok else None
         )
         if path == "generated":
             b.call(generated(ty, ta, tb, left.transposed, right.transposed), list(args))
@@ -413,6 +423,13 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             self.store(b, node, get(node, index), index, loops)
 
     self._nest(b, anchor.shape, element, name="e")
+
+
+def _generated(module: ir.Module, ty: ir.Type, ta: ir.Type, tb: ir.Type, *trans: bool):  # noqa: ANN202
+    """The generated gemm; for complex, the plain loop (its strides say the transposition)."""
+    if is_complex(ty):
+        return complex_gemm(module, ty, ta, tb)
+    return library_gemm(module, ty, ta, tb, *trans)
 
 
 def _storage_pointer(self, b: ir.IRBuilder, node: Node) -> ir.Value:  # noqa: ANN001

@@ -15,7 +15,18 @@ I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 I8P = I8.as_pointer()
 
-TYPES = {"float32": F32, "float64": F64, "int32": I32, "int64": I64, "bool": I8}
+C64 = ir.LiteralStructType([F32, F32])  # numpy's complex64: (re, im) interleaved
+C128 = ir.LiteralStructType([F64, F64])
+
+TYPES = {
+    "float32": F32,
+    "float64": F64,
+    "int32": I32,
+    "int64": I64,
+    "bool": I8,
+    "complex64": C64,
+    "complex128": C128,
+}
 
 
 def llvm_type(dtype: str) -> ir.Type:
@@ -27,6 +38,16 @@ def llvm_type(dtype: str) -> ir.Type:
 
 def is_float(ty: ir.Type) -> bool:
     return isinstance(ty, (ir.FloatType, ir.DoubleType))
+
+
+def is_complex(ty: ir.Type) -> bool:
+    """A complex scalar: a {re, im} struct of two floats (backends/llvm/complex_ops.py)."""
+    return ty in (C64, C128)
+
+
+def part_type(ty: ir.Type) -> ir.Type:
+    """The float type of a complex type's parts (a real type is its own)."""
+    return ty.elements[0] if is_complex(ty) else ty
 
 
 @contextmanager
@@ -56,6 +77,8 @@ def convert(builder: ir.IRBuilder, value: ir.Value, to: ir.Type, name: str) -> i
     src = value.type
     if src == to:
         return value
+    if is_complex(src) or is_complex(to):
+        return _convert_complex(builder, value, to, name)
     if src == I1:
         return (
             builder.zext(value, to, name=name)
@@ -83,3 +106,19 @@ def convert(builder: ir.IRBuilder, value: ir.Value, to: ir.Type, name: str) -> i
             builder.sext(value, to, name=name) if src != I8 else builder.zext(value, to, name=name)
         )
     return builder.trunc(value, to, name=name)
+
+
+def _convert_complex(builder: ir.IRBuilder, value: ir.Value, to: ir.Type, name: str) -> ir.Value:
+    """A real value to complex (imaginary part 0), or complex to complex of another precision
+    (complex to real is not an astype graphc allows: the graph uses real())."""
+    if not is_complex(to):
+        raise NotImplementedError(f"llvm backend: complex {value.type} to {to} (use real())")
+    part = to.elements[0]
+    if is_complex(value.type):
+        re = builder.extract_value(value, 0, name=f"{name}.re")
+        im = builder.extract_value(value, 1, name=f"{name}.im")
+        re, im = convert(builder, re, part, f"{name}.re"), convert(builder, im, part, f"{name}.im")
+    else:
+        re, im = convert(builder, value, part, f"{name}.re"), ir.Constant(part, 0.0)
+    out = builder.insert_value(ir.Constant(to, ir.Undefined), re, 0, name=f"{name}.c")
+    return builder.insert_value(out, im, 1, name=name)

@@ -3,7 +3,8 @@
 The elementwise table (graphc/ops/elementwise.py) is the single source of truth: a node's
 expression is walked and each sympy head becomes one or two instructions. Transcendental
 functions come from backends/llvm/vmath.py when it provides them (branch-free, so loops
-vectorize), else from LLVM intrinsics or the C math library.
+vectorize), else from LLVM intrinsics or the C math library. Statements on complex values
+(a {re, im} struct) are lowered by backends/llvm/complex_ops.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import sympy
 from llvmlite import ir
 
+from backends.llvm import complex_ops
 from backends.llvm.irutil import F64, I1, I8, convert, is_float, llvm_type
 from graphc.node import Node
 from graphc.ops import elementwise as ew
@@ -221,6 +223,8 @@ def compute_type(node: Node) -> ir.Type:
 
 def lower(builder: ir.IRBuilder, node: Node, args: list, math: object, size: object) -> ir.Value:
     """The IR value of elementwise statement `node` from its operands' values `args`."""
+    if node.op in ("real", "imag", "conj") or complex_ops.involved(node):
+        return complex_ops.lower(builder, node, args)
     out_ty = llvm_type(node.dtype)
     if node.op == "cast":
         return convert(builder, args[0], out_ty, f"{node.op}")

@@ -22,7 +22,8 @@ import numpy as np
 import sympy
 from llvmlite import ir
 
-from backends.llvm.irutil import I8, I64, convert, is_float, llvm_type
+from backends.llvm import complex_ops
+from backends.llvm.irutil import I8, I64, convert, is_complex, is_float, llvm_type, part_type
 from backends.llvm.ops import _finish
 from graphc.kernels import LOOP_VARS, Buffer, Kernel
 from graphc.node import Node
@@ -38,6 +39,11 @@ def _constant(ty: ir.Type, value: float) -> ir.Constant:
     """`value` as a constant of type `ty`, as numpy's astype would make it."""
     if is_float(ty):
         return ir.Constant(ty, float(value))
+    if is_complex(ty):
+        part = part_type(ty)
+        return ir.Constant(
+            ty, [ir.Constant(part, complex(value).real), ir.Constant(part, complex(value).imag)]
+        )
     if ty == I8:  # bool
         return ir.Constant(ty, int(value != 0))
     return ir.Constant(ty, int(value))
@@ -225,6 +231,8 @@ def _zero_fill(self, b: ir.IRBuilder, node: Node, ty: ir.Type) -> None:  # noqa:
 def _add(b: ir.IRBuilder, x: ir.Value, y: ir.Value, ty: ir.Type) -> ir.Value:
     if is_float(ty):
         return b.fadd(x, y, name="acc")
+    if is_complex(ty):
+        return complex_ops.add(b, x, y)
     if ty == I8:  # bool: numpy's add is a logical or
         return b.or_(x, y, name="acc")
     return b.add(x, y, name="acc")
