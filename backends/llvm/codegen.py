@@ -263,15 +263,31 @@ class ModuleBuilder:
 
     def elementwise(self, b: ir.IRBuilder, kernel: Kernel) -> None:
         domain = kernel.domain
+        root = lambda n: ops.root_index(n.shape, domain)  # noqa: E731
+        # statements of one element (broadcast scalars) are the same at every index: they
+        # are computed and stored once, ahead of the loops (in a loop, LLVM 22's vectoriser
+        # could spend forever on such uniform chains next to stores it cannot disambiguate)
+        scalars = [n for n in kernel.nodes if all(d == 1 for d in n.shape)]
+        known: dict = {}
+
+        def before() -> None:
+            zeros = [ir.Constant(I64, 0)] * len(domain)
+            get, _ = self.evaluator(b, scalars, {}, root, zeros)
+            for node in scalars:
+                index = tuple(sympy.Integer(0) for _ in node.shape)
+                known[node] = get(node, index)
+                if node in kernel.outputs:
+                    self.store(b, node, known[node], index, zeros)
 
         def body(loops: list) -> None:
-            root = lambda n: ops.root_index(n.shape, domain)  # noqa: E731
-            get, own = self.evaluator(b, kernel.nodes, {}, root, loops)
+            get, own = self.evaluator(b, kernel.nodes, known, root, loops)
             for node in kernel.outputs:
-                index = ops._normal(node.shape, own[node])
-                self.store(b, node, get(node, index), index, loops)
+                if node not in known:
+                    index = ops._normal(node.shape, own[node])
+                    self.store(b, node, get(node, index), index, loops)
 
-        parallel.nest(self, b, domain, body, "i", parallel.cost(kernel.nodes))
+        cost = parallel.cost(kernel.nodes)
+        parallel.nest(self, b, domain, body, "i", cost, before=before if scalars else None)
 
     def reduce(self, b: ir.IRBuilder, kernel: Kernel) -> None:
         anchor = kernel.anchor

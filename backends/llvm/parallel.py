@@ -126,14 +126,18 @@ def nest(  # noqa: PLR0913
     per_element: int,
     inner: tuple = (),
     collapse: int = 1,
+    before: Callable[[], None] | None = None,
 ) -> None:
     """Loops over `domain` around body(loops), like ModuleBuilder._nest, with the first
     `collapse` axes split over threads when the estimated work, prod(domain) * prod(inner)
     * per_element, is large enough. `body` must not use IR values made before this call
-    (it is emitted into another function); size-1 axes get the constant 0 for a variable."""
+    (it is emitted into another function) except those `before()` makes: it runs where the
+    loops are built, ahead of them; size-1 axes get the constant 0 for a variable."""
     domain = tuple(sympy.sympify(d) for d in domain)
     outer = [k for k in range(min(collapse, len(domain))) if domain[k] != 1]
     if not outer:
+        if before is not None:
+            before()
         _serial(self, b, domain, [], body, name)
         return
     rest = domain[outer[-1] + 1 :]
@@ -145,12 +149,12 @@ def nest(  # noqa: PLR0913
         work = b.mul(work, self.size(b, d), name=f"{name}.work")
     work = b.mul(work, count, name=f"{name}.work")
     runtime = _runtime(b.module)
-    outlined = _outline(self, b, domain, outer, body, name)
+    outlined = _outline(self, b, domain, outer, body, name, before)
     bufs, sizes, status = b.function.args[:3]
     b.call(runtime, [outlined, bufs, sizes, status, count, work])
 
 
-def _outline(self, b, domain, outer, body, name):  # noqa: ANN001, ANN202
+def _outline(self, b, domain, outer, body, name, before=None):  # noqa: ANN001, ANN202
     """The function running iterations [start, end) of the flattened `outer` axes."""
     module = b.module
     fn = ir.Function(module, BODY, name=f"{b.function.name}.par.{len(module.functions)}")
@@ -163,6 +167,8 @@ def _outline(self, b, domain, outer, body, name):  # noqa: ANN001, ANN202
         arg.add_attribute("noalias")
     saved = b.block
     b.position_at_end(fn.append_basic_block("entry"))
+    if before is not None:
+        before()
     span = b.sub(end, start, name="span")
     with for_range(b, span, f"{name}.p") as j:
         flat = b.add(start, j, name=f"{name}.flat")

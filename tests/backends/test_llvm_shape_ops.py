@@ -3,6 +3,8 @@ pad_grad, slice, slice_grad, concat, take, take_grad, mse) agree with the numpy 
 with symbolic sizes, their epilogues, and the gradients that produce the scatter kernels;
 and the differential fuzzer's graphs compiled for llvm agree with the reference."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -226,7 +228,9 @@ def test_an_epilogue_through_unit_reshapes_reads_and_stores_at_each_statements_i
 # the differential fuzzer's graphs on backend="llvm" -------------------------------------------
 
 
-SEEDS = range(150)  # about 0.1 s of LLVM per graph
+# every seed of the differential fuzzer (GRAPHC_FUZZ_START, GRAPHC_FUZZ_SEEDS: as test_fuzz.py)
+START = int(os.environ.get("GRAPHC_FUZZ_START", "0"))
+SEEDS = range(START, START + int(os.environ.get("GRAPHC_FUZZ_SEEDS", "600")))
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed={s}")
@@ -234,6 +238,24 @@ def test_fuzz_graphs_agree_with_the_reference(seed):
     case = Case(seed)
     g = case.graph
     f = gc.compile(g.inputs, g.roots, backend="llvm")  # every graph, the FFT convolutions too
+    for n, (feeds, results) in zip(g.n_values, case.points):
+        for name, r, o in zip(g.root_names(), results, f(*feeds)):
+            why = compare(r, o, g.dtype)
+            assert why is None, f"seed={seed}, N={n}, {name}: {why}"
+
+
+@pytest.mark.parametrize("seed", range(START, START + 20), ids=lambda s: f"seed={s}")
+def test_fuzz_graphs_under_bounds_checks(seed, monkeypatch):
+    """GRAPHC_BOUNDS_CHECK=1 code (every load and store of the elementwise, reduction, shape,
+    conv and pool kernels checked) runs the fuzzer's graphs without a trap, with the same
+    values; GEMM and FFT kernels address their packed panels and rows unchecked."""
+    from backends.llvm import codegen
+
+    monkeypatch.setattr(codegen, "BOUNDS_CHECK", True)
+    case = Case(seed)
+    g = case.graph
+    f = gc.compile(g.inputs, g.roots, backend="llvm")
+    assert "status.kind" in f.source or not f.program.kernels.kernels
     for n, (feeds, results) in zip(g.n_values, case.points):
         for name, r, o in zip(g.root_names(), results, f(*feeds)):
             why = compare(r, o, g.dtype)
