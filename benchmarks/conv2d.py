@@ -7,7 +7,7 @@ inference: the weight is a constant (gc.constant), so its transforms (the FFT of
     kernel, the GEMM layout) are folded at compile time; torch runs under no_grad.
 training:  the weight is a parameter; forward and both gradients (dx, dw for a given dy).
 Values are checked against torch before timing. Median of --repeat calls (fewer when one
-call takes seconds: the direct loops at 11x11). "auto chose" is the cost model's pick
+call takes seconds; direct is timed up to --direct-max). "auto chose" is the cost model's pick
 (f.explain(), shown even where that lowering has no llvm kernel); "torch/auto" > 1 means
 graphc is faster. An algorithm whose lowering the llvm backend cannot compile yet (FFTs:
 NotImplementedError) is shown as n/a.
@@ -114,6 +114,9 @@ def measure(n: int, args: argparse.Namespace) -> None:
             cells, times = "", {}
             pick = chosen(build(mode, "auto", shape, ws, backend="numpy"))  # compiles only
             for algo in args.algos:
+                if algo == "direct" and k > args.direct_max:
+                    cells += f"{'slow':>9}"
+                    continue
                 try:
                     f = build(mode, algo, shape, ws)
                 except NotImplementedError:
@@ -125,7 +128,10 @@ def measure(n: int, args: argparse.Namespace) -> None:
                 cells += f"{times[algo]:>9.1f}"
             auto = times.get("auto", float("nan"))
             print(f"{k:>3}{torch_ms:>9.1f}{cells}{pick:>12}{harness.ratio(auto, torch_ms):>12}")
-        print("(n/a: the llvm backend has no kernel for that lowering yet, e.g. FFTs)")
+        print(
+            "(n/a: the llvm backend has no kernel for that lowering yet, e.g. FFTs; slow: "
+            f"direct loops past {args.direct_max}x{args.direct_max} take minutes, see --direct-max)"
+        )
     sys.stdout.flush()
 
 
@@ -135,6 +141,9 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--algos", default=",".join(ALGOS), help="auto,direct,gemm,fft")
     parser.add_argument("--modes", default="inference,training", help="inference,training")
     parser.add_argument("--kernels", default="3,5,7,11", help="kernel sizes")
+    parser.add_argument(
+        "--direct-max", type=int, default=5, help="time algo=direct up to this kernel size"
+    )
     args = parser.parse_args(argv)
     args.algos = [a for a in ALGOS if a in args.algos.split(",")]
     args.modes = args.modes.split(",")
