@@ -20,6 +20,9 @@ from pathlib import Path
 CHILD = "GRAPHC_BENCH_THREADS"  # set in a child: the thread count it measures
 PYTENSOR_VENV = Path.home() / ".cache" / "graphc" / "pytensor-venv"
 PEERS = Path(__file__).resolve().parent / "peers"
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = time.perf_counter  # set by use_clock(): --clock wall (default) or cpu
+clock_name = "wall"
 
 
 def thread_env(n: int) -> dict:
@@ -42,6 +45,18 @@ def parse_threads(text: str) -> list:
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2 (default)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats (smoke)")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall time (default), or the process's CPU time: steadier on a shared machine, "
+        "and equal to wall time for one thread when nothing else runs",
+    )
+
+
+def use_clock(name: str) -> None:
+    global clock, clock_name
+    clock, clock_name = CLOCKS[name], name
 
 
 def per_thread_count(threads: list, body: Callable[[int], None]) -> None:
@@ -64,9 +79,9 @@ def median_us(step: Callable[[], object], repeat: int, warmup: int = 5) -> float
         step()
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = clock()
         step()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     times.sort()
     return times[len(times) // 2] * 1e6
 

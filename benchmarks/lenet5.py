@@ -120,7 +120,8 @@ def measure(n: int, args: argparse.Namespace) -> None:
     torch = harness.load_torch(n) if "torch" in args.peers else None
     jax = harness.load_jax() if "jax" in args.peers else None
     rng = np.random.default_rng(0)
-    print(f"\n{n} thread(s): LeNet-5 SGD step, float32, median of {args.repeat} (us)")
+    timing = f"median {harness.clock_name} time of {args.repeat} (us)"
+    print(f"\n{n} thread(s): LeNet-5 SGD step, float32, {timing}")
     for name, module in (("torch", torch), ("jax", jax)):
         if module is None and name in args.peers:
             print(f"{name}: skipped (not installed; pip install -e '.[bench]')")
@@ -153,6 +154,7 @@ def main(argv: list | None = None) -> int:
     harness.add_common_args(parser)
     parser.add_argument("--peers", default=",".join(PEERS), help="torch,jax or none")
     args = parser.parse_args(argv)
+    harness.use_clock(args.clock)
     args.peers = args.peers.split(",")
     args.batches = (4,) if args.quick else (64,)
     args.repeat = 3 if args.quick else 50

@@ -100,7 +100,9 @@ def pytensor_result(python: str, xs: np.ndarray, ts: np.ndarray, repeat: int, n:
         for k in range(len(SIZES) - 1):
             arrays[f"W{k + 1}"], arrays[f"b{k + 1}"] = weights[2 * k], weights[2 * k + 1]
         np.savez(data, **arrays)
-        out = harness.run_peer(python, "pytensor_mlp.py", [str(data), str(repeat)], n)
+        out = harness.run_peer(
+            python, "pytensor_mlp.py", [str(data), str(repeat), harness.clock_name], n
+        )
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -112,7 +114,8 @@ def measure(n: int, args: argparse.Namespace) -> None:
         python, why = None, "not asked for (--peers)"
     rng = np.random.default_rng(0)
     peer_note = "no pytensor"
-    print(f"\n{n} thread(s): 784-16-16-10 SGD step, float32, median of {args.repeat} (us)")
+    timing = f"median {harness.clock_name} time of {args.repeat} (us)"
+    print(f"\n{n} thread(s): 784-16-16-10 SGD step, float32, {timing}")
     if torch is None and "torch" in args.peers:
         print("torch: skipped (not installed; pip install -e '.[bench]')")
     if jax is None and "jax" in args.peers:
@@ -153,6 +156,7 @@ def main(argv: list | None = None) -> int:
     harness.add_common_args(parser)
     parser.add_argument("--peers", default=",".join(PEERS), help="torch,jax,pytensor or none")
     args = parser.parse_args(argv)
+    harness.use_clock(args.clock)
     args.peers = args.peers.split(",")
     args.batches = (8,) if args.quick else (64, 1024)
     args.repeat = 3 if args.quick else 200

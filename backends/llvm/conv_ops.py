@@ -263,6 +263,88 @@ def im2col(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
 
 
 def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    # x[n, g*Cg + c, i] = sum_k cols[n, g, c*K + k, q] where i + pad - k*d = q*s exactly.
+    # With stride 1 on the last axis, each row of x (n, c, outer position) is summed in a
+    # stack row: per tap, the columns q = j + pad - k*d inside [0, m) form one range of j
+    # (a vectorised row += cols segment); the row then goes through the epilogue.
+    attrs = kernel.anchor.attrs
+    if attrs["stride"][-1] != 1:
+        _col2im_gather(self, b, kernel)
+        return
+    anchor = kernel.anchor
+    (cols,) = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+    kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
+    taps = _const(1)
+    for size in kernel_sizes:
+        taps = b.mul(taps, size, name="taps")
+    groups = attrs["groups"]
+    c_in_g = b.sdiv(self.size(b, anchor.shape[1]), _const(groups), name="cg")
+    out_sizes = []
+    for n_axis, k, s, d, (p0, p1) in zip(
+        attrs["input_size"],
+        attrs["kernel_size"],
+        attrs["stride"],
+        attrs["dilation"],
+        attrs["padding"],
+    ):
+        out_sizes.append(self.size(b, (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1))
+    width = self.size(b, anchor.shape[-1])
+    with b.goto_entry_block():
+        row = b.alloca(ty, size=width, name="row")
+    dilation, before = attrs["dilation"][-1], attrs["padding"][-1][0]
+    befores = [p0 for p0, _ in attrs["padding"][:-1]]
+    m = out_sizes[-1]
+
+    def line(loops: list) -> None:
+        n, channel, *pos = loops
+        g = b.sdiv(channel, c_in_g, name="g")
+        c = b.srem(channel, c_in_g, name="c")
+        with for_range(b, width, "zr") as j:
+            b.store(ir.Constant(ty, 0.0), b.gep(row, [j], name="rz"))
+
+        def tap(k: list) -> None:
+            outer, inside = covering(
+                self,
+                b,
+                pos,
+                k[:-1],
+                out_sizes[:-1],
+                attrs["stride"][:-1],
+                attrs["dilation"][:-1],
+                befores,
+            )
+            k_flat = _const(0)
+            for kk, size in zip(k, kernel_sizes):
+                k_flat = b.add(b.mul(k_flat, size, name="km"), kk, name="kf")
+            r = b.add(b.mul(c, taps, name="ct"), k_flat, name="row")
+            q_base = _const(0)
+            for q, size in zip(outer, out_sizes[:-1]):
+                q_base = b.add(b.mul(q_base, size, name="qm"), q, name="qb")
+            q_base = b.mul(q_base, m, name="q0")
+            # q = j + shift is a column of cols for 0 <= q < m: j in [-shift, m - shift)
+            shift = b.sub(_const(before), b.mul(k[-1], _const(dilation), name="kd"), name="sh")
+            lo = _clamp(b, b.neg(shift, name="lo0"), _const(0), width, "lo")
+            hi = _clamp(b, b.sub(m, shift, name="hi0"), lo, width, "hi")
+            hi = b.select(inside, hi, lo, name="hi.in")
+
+            def add(j: ir.Value) -> None:
+                q = b.add(b.add(j, shift, name="q"), q_base, name="qf")
+                v = convert(b, _load_at(self, b, cols, [n, g, r, q]), ty, "v")
+                at = b.gep(row, [j], name="ra")
+                b.store(b.fadd(b.load(at, name="acc"), v, name="sum"), at)
+
+            _span(self, b, lo, b.sub(hi, lo, name="cnt"), add, "ad")
+
+        self._nest(b, tuple(attrs["kernel_size"]), tap, "t")
+        with for_range(b, width, "out") as j:
+            value = b.load(b.gep(row, [j], name="rv"), name="x")
+            _finish(self, b, kernel, value, [n, channel, *pos, j])
+
+    self._nest(b, anchor.shape[:-1], line, "o")
+
+
+def _col2im_gather(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     # x[n, g*Cg + c, i] = sum_k cols[n, g, c*K + k, q] where i + pad - k*d = q*s exactly
     anchor = kernel.anchor
     (cols,) = anchor.inputs
