@@ -15,6 +15,7 @@ import time
 
 from backends.llvm import jit
 
+KEEP: list = []  # the profiling engines: freeing one leaves dangling symbols
 SIGNATURE = ctypes.CFUNCTYPE(
     None,
     ctypes.POINTER(ctypes.c_void_p),
@@ -32,6 +33,8 @@ def profile(f, *args, repeat: int = 10, top: int = 15, clock=time.thread_time) -
     executable = f.executable
     source = executable.source.replace('define internal void @"kernel.', 'define void @"kernel.')
     engine, _, _ = jit.engine(source, executable.tm)
+    # kept alive with the Function: MCJIT resolves later modules' symbols against it
+    KEEP.append(engine)
     gemm = getattr(executable.builder, "gemm_state", None)
     if gemm is not None:
         gemm.link(engine)
