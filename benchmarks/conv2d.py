@@ -6,11 +6,11 @@ llvm backend (algo auto/direct/gemm/fft) against PyTorch's F.conv2d, with 1 and 
 inference: the weight is a constant (gc.constant), so its transforms (the FFT of the flipped
     kernel, the GEMM layout) are folded at compile time; torch runs under no_grad.
 training:  the weight is a parameter; forward and both gradients (dx, dw for a given dy).
-Values are checked against torch before timing. Median of --repeat calls (fewer when one
-call takes seconds; direct is timed up to --direct-max). "auto chose" is the cost model's pick
-(f.explain(), shown even where that lowering has no llvm kernel); "torch/auto" > 1 means
-graphc is faster. An algorithm whose lowering the llvm backend cannot compile yet (FFTs:
-NotImplementedError) is shown as n/a.
+Values are checked against torch before timing. Median of --repeat calls, torch and the
+algorithms timed in turns (direct, seconds a call, alone and up to --direct-max). "auto
+chose" is the cost model's pick (f.explain(), shown even where that lowering has no llvm
+kernel); "torch/auto" > 1 means graphc is faster. An algorithm whose lowering the llvm
+backend cannot compile yet (FFTs: NotImplementedError) is shown as n/a.
 """
 
 from __future__ import annotations
@@ -106,28 +106,36 @@ def measure(n: int, args: argparse.Namespace) -> None:
             dys = rng.standard_normal(shape).astype(np.float32)
             feeds = [xs] if mode == "inference" else [xs, dys]
             want = None
-            torch_ms = float("nan")
+            steps: dict = {}
             if torch is not None:
-                call = torch_call(torch, mode, xs, ws, dys)
-                want = call()
-                torch_ms = timed_us(call, args.repeat) / 1e3
-            cells, times = "", {}
+                steps["torch"] = torch_call(torch, mode, xs, ws, dys)
+                want = steps["torch"]()
+            cells, times = {}, {}
             pick = chosen(build(mode, "auto", shape, ws, backend="numpy"))  # compiles only
             for algo in args.algos:
                 if algo == "direct" and k > args.direct_max:
-                    cells += f"{'slow':>9}"
+                    cells[algo] = "slow"
                     continue
                 try:
                     f = build(mode, algo, shape, ws)
                 except NotImplementedError:
-                    cells += f"{'n/a':>9}"
+                    cells[algo] = "n/a"
                     continue
                 if want is not None:
                     check(f(*feeds), want, f"{mode} k={k} algo={algo}")
-                times[algo] = timed_us(lambda f=f, feeds=feeds: f(*feeds), args.repeat) / 1e3
-                cells += f"{times[algo]:>9.1f}"
+                step = lambda f=f, feeds=feeds: f(*feeds)  # noqa: E731
+                if algo == "direct":  # seconds a call: timed alone, fewer times
+                    times[algo] = timed_us(step, args.repeat) / 1e3
+                else:
+                    steps[algo] = step
+            measured = harness.interleaved_us(steps, args.repeat, rounds=args.repeat, warmup=1)
+            times.update({name: us / 1e3 for name, us in measured.items()})
+            torch_ms = times.pop("torch", float("nan"))
+            for algo, ms in times.items():
+                cells[algo] = f"{ms:.1f}"
+            shown = "".join(f"{cells[a]:>9}" for a in args.algos)
             auto = times.get("auto", float("nan"))
-            print(f"{k:>3}{torch_ms:>9.1f}{cells}{pick:>12}{harness.ratio(auto, torch_ms):>12}")
+            print(f"{k:>3}{torch_ms:>9.1f}{shown}{pick:>12}{harness.ratio(auto, torch_ms):>12}")
         print(
             "(n/a: the llvm backend has no kernel for that lowering yet, e.g. FFTs; slow: "
             f"direct loops past {args.direct_max}x{args.direct_max} take minutes, see --direct-max)"

@@ -4,7 +4,8 @@ A script calls `per_thread_count(threads, body)`: for each thread count n the sc
 again in a child process whose environment limits every library to n threads before any
 of them loads (GRAPHC_NUM_THREADS, OPENBLAS/OMP/MKL_NUM_THREADS, XLA_FLAGS) and whose
 CPU affinity is n cores; the child calls body(n). torch.set_num_threads(n) is called by
-`load_torch`. Times are medians of repeats (other processes share this machine).
+`load_torch`. Times are medians of repeats, the contenders timed in turns
+(`interleaved_us`): other processes share this machine and its load drifts.
 """
 
 from __future__ import annotations
@@ -84,6 +85,28 @@ def median_us(step: Callable[[], object], repeat: int, warmup: int = 5) -> float
         times.append(clock() - start)
     times.sort()
     return times[len(times) // 2] * 1e6
+
+
+def interleaved_us(steps: dict, repeat: int, rounds: int = 5, warmup: int = 3) -> dict:
+    """{name: median microseconds} of each step, timed in turns: `rounds` rounds, each of
+    repeat/rounds calls of every step, so that a change of load on a shared machine falls
+    on all of them alike rather than on whichever ran at the time."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    samples: dict = {name: [] for name in steps}
+    per_round = max(repeat // rounds, 1)
+    for _ in range(rounds):
+        for name, step in steps.items():
+            for _ in range(per_round):
+                start = clock()
+                step()
+                samples[name].append(clock() - start)
+    result = {}
+    for name, times in samples.items():
+        times.sort()
+        result[name] = times[len(times) // 2] * 1e6
+    return result
 
 
 def load_torch(threads: int):  # noqa: ANN201 - the torch module, or None

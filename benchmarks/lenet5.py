@@ -131,16 +131,15 @@ def measure(n: int, args: argparse.Namespace) -> None:
         xs = rng.random((batch, 1, 28, 28)).astype(np.float32)
         ts = rng.integers(0, 10, batch).astype(np.int32)
         times = dict.fromkeys(columns, float("nan"))
-        want, step, weights, _ = graphc_step("llvm", xs, ts)
-        times["llvm"] = harness.median_us(step, args.repeat)
-        loss, step, _, _ = graphc_step("numpy", xs, ts)
+        steps: dict = {}
+        want, steps["llvm"], weights, _ = graphc_step("llvm", xs, ts)
+        loss, steps["numpy"], _, _ = graphc_step("numpy", xs, ts)
         harness.same_loss("graphc numpy", loss, want)
-        times["numpy"] = harness.median_us(step, args.repeat)
         for name, module, build in (("torch", torch, torch_step), ("jax", jax, jax_step)):
             if module is not None:
-                loss, step = build(module, weights, xs, ts)
+                loss, steps[name] = build(module, weights, xs, ts)
                 harness.same_loss(name, loss, want)
-                times[name] = harness.median_us(step, args.repeat)
+        times.update(harness.interleaved_us(steps, args.repeat))
         peers = [times[p] for p in PEERS if times[p] == times[p]]
         best = min(peers) if peers else float("nan")
         cells = "".join(f"{times[c]:>10.0f}" for c in columns)

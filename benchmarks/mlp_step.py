@@ -128,16 +128,15 @@ def measure(n: int, args: argparse.Namespace) -> None:
         xs = rng.random((batch, SIZES[0])).astype(np.float32)
         ts = rng.integers(0, SIZES[-1], batch).astype(np.int32)
         times = dict.fromkeys(columns, float("nan"))
-        want, step = graphc_step("llvm", xs, ts)
-        times["llvm"] = harness.median_us(step, args.repeat)
-        loss, step = graphc_step("numpy", xs, ts)
+        steps: dict = {}
+        want, steps["llvm"] = graphc_step("llvm", xs, ts)
+        loss, steps["numpy"] = graphc_step("numpy", xs, ts)
         harness.same_loss("graphc numpy", loss, want)
-        times["numpy"] = harness.median_us(step, args.repeat)
         for name, module, build in (("torch", torch, torch_step), ("jax", jax, jax_step)):
             if module is not None:
-                loss, step = build(module, xs, ts)
+                loss, steps[name] = build(module, xs, ts)
                 harness.same_loss(name, loss, want)
-                times[name] = harness.median_us(step, args.repeat)
+        times.update(harness.interleaved_us(steps, args.repeat))
         if python is not None:
             result = pytensor_result(python, xs, ts, args.repeat, n)
             harness.same_loss("pytensor", result["loss"], want)
