@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+import graphc as gc
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = {
@@ -35,3 +38,18 @@ def test_benchmark_runs_quick(script):
     assert "differs" not in done.stdout
     if script == "mlp_step.py":
         assert "pytensor: skipped (no PyTensor venv at" in done.stdout
+
+
+def test_kernel_profile_times_every_kernel_of_an_llvm_function(capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from kernel_profile import profile
+
+    x = gc.input("x", (4, 6))
+    f = gc.compile(
+        [x], [gc.sum(gc.tanh(x @ gc.constant(np.ones((6, 3), np.float32))))], backend="llvm"
+    )
+    rows = profile(f, np.ones((4, 6), np.float32), repeat=2)
+    assert sorted(kernel.name for _, kernel in rows) == sorted(k.name for k in f.kernels)
+    assert all(ms >= 0 for ms, _ in rows)
+    assert "kernels:" in capsys.readouterr().out
+    np.testing.assert_allclose(f(np.ones((4, 6), np.float32)), 4 * 3 * np.tanh(6.0), rtol=1e-5)
