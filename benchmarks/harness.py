@@ -33,6 +33,8 @@ def thread_env(n: int) -> dict:
         env[name] = str(n)
     env["MKL_NUM_THREADS"] = str(n)
     env["NUMBA_NUM_THREADS"] = str(n)
+    if n > 1:  # OpenMP threads that spin at barriers stall each other on a shared machine:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"  # torch's 2-thread LeNet step took 400 ms, not 12
     if n == 1:  # XLA's CPU client otherwise uses every core of the affinity mask
         env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     env[CHILD] = str(n)
