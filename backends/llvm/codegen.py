@@ -80,6 +80,7 @@ class ModuleBuilder:
             self.buffer_list.append(buffer)
         self.size_index: dict = {}
         self.size_list: list = []
+        self._pointers: dict = {}  # (function, buffer, dtype) -> its data pointer, loaded once
         self.math = Math(self.module)
         signature = ir.FunctionType(VOID, [I8P.as_pointer(), I64.as_pointer(), I64.as_pointer()])
         self.signature = signature
@@ -113,9 +114,17 @@ class ModuleBuilder:
         while self.program.buffers[source].kind == "view":
             source = source.inputs[0]
         bufs = b.function.args[0]
-        slot = b.gep(bufs, [ir.Constant(I64, self.buffer_index[source])], name="buf.ptr")
-        raw = b.load(slot, name=f"buf.{self.program.buffers[source].name}")
-        return b.bitcast(raw, llvm_type(node.dtype).as_pointer(), name="typed")
+        # loaded once, in the entry block: LLVM does not prove that the kernel's stores leave
+        # the pointer table alone, so a load in a loop body would be repeated every iteration
+        key = (b.function.name, source, node.dtype)
+        found = self._pointers.get(key)
+        if found is None:
+            with b.goto_entry_block():
+                slot = b.gep(bufs, [ir.Constant(I64, self.buffer_index[source])], name="buf.ptr")
+                raw = b.load(slot, name=f"buf.{self.program.buffers[source].name}")
+                found = b.bitcast(raw, llvm_type(node.dtype).as_pointer(), name="typed")
+            self._pointers[key] = found
+        return found
 
     def offset(self, b: ir.IRBuilder, shape: tuple, index: tuple, loops: list) -> ir.Value:
         """Row-major offset of `index` (LOOP_VARS or 0 per axis) in a buffer of `shape`."""

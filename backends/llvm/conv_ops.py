@@ -12,7 +12,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from backends.llvm import parallel
-from backends.llvm.irutil import I64, convert, llvm_type
+from backends.llvm.irutil import I64, convert, for_range, llvm_type
 from backends.llvm.ops import _finish
 from backends.llvm.shape_ops import _address
 from graphc.kernels import Kernel
@@ -187,60 +187,192 @@ def _split(b: ir.IRBuilder, flat: ir.Value, sizes: list, name: str) -> list:
     return list(reversed(coords))
 
 
+def _floor_div(b: ir.IRBuilder, a: ir.Value, s: int, name: str) -> ir.Value:
+    """floor(a / s) for a positive constant s (sdiv truncates toward zero)."""
+    q = b.sdiv(a, _const(s), name=f"{name}.q")
+    negative_rest = b.icmp_signed("<", b.srem(a, _const(s), name=f"{name}.r"), _const(0))
+    return b.sub(q, b.zext(negative_rest, I64, name=f"{name}.adj"), name=name)
+
+
+def _clamp(b: ir.IRBuilder, v: ir.Value, lo: ir.Value, hi: ir.Value, name: str) -> ir.Value:
+    v = b.select(b.icmp_signed("<", v, lo), lo, v, name=f"{name}.lo")
+    return b.select(b.icmp_signed(">", v, hi), hi, v, name=name)
+
+
+def _span(self, b, start: ir.Value, count: ir.Value, body, name: str) -> None:  # noqa: ANN001
+    """for q in [start, start + count): body(q)."""
+    with for_range(b, count, name) as i:
+        body(b.add(start, i, name=f"{name}.q"))
+
+
 def im2col(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
-    # cols[n, g, c*K + k, p] = x[n, g*Cg + c, pos(p)*s + k*d - pad] (0 in the padding)
+    # cols[n, g, c*K + k, p] = x[n, g*Cg + c, pos(p)*s + k*d - pad] (0 in the padding).
+    # Loops run over (n, g, c, k, outer output axes) with the last output axis innermost: its
+    # positions q whose input q*s + k*d - pad lies inside x form one range [lo, hi), copied
+    # without a bounds test (a contiguous copy for stride 1); zeros are stored around it.
     anchor = kernel.anchor
     (x,) = anchor.inputs
     ty = llvm_type(anchor.dtype)
     attrs = anchor.attrs
+    kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
+    taps = _const(1)
+    for k in kernel_sizes:
+        taps = b.mul(taps, k, name="taps")
     groups = attrs["groups"]
+    c_in_g = b.sdiv(self.size(b, x.shape[1]), _const(groups), name="cg")
+    out_sizes = []
+    for n_axis, k, s, d, (p0, p1) in zip(
+        x.shape[2:], attrs["kernel_size"], attrs["stride"], attrs["dilation"], attrs["padding"]
+    ):
+        out_sizes.append((n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1)
+    stride, dilation = attrs["stride"][-1], attrs["dilation"][-1]
+    before = attrs["padding"][-1][0]
+    zero = ir.Constant(ty, 0.0)
+    box = (x.shape[0], groups, x.shape[1] / groups, *attrs["kernel_size"], *out_sizes[:-1])
 
-    def element(loops: list) -> None:
-        kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
-        taps = _const(1)
-        for k in kernel_sizes:
-            taps = b.mul(taps, k, name="taps")
-        c_in_g = b.sdiv(self.size(b, x.shape[1]), _const(groups), name="cg")
-        out_sizes = []
-        for n_axis, k, s, d, (p0, p1) in zip(
-            x.shape[2:], attrs["kernel_size"], attrs["stride"], attrs["dilation"], attrs["padding"]
-        ):
-            span = (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1
-            out_sizes.append(self.size(b, span))
-        n, g, row, p = loops
-        c = b.sdiv(row, taps, name="c")
-        k = _split(b, b.srem(row, taps, name="kf"), kernel_sizes, "k")
-        pos = _split(b, p, out_sizes, "p")
-        index, inside = _source(self, b, attrs, pos, k, x.shape[2:])
+    def row(loops: list) -> None:
+        rank = len(kernel_sizes)
+        n, g, c = loops[:3]
+        k, pos = loops[3 : 3 + rank], loops[3 + rank :]
+        k_flat = _const(0)
+        for kk, size in zip(k, kernel_sizes):
+            k_flat = b.add(b.mul(k_flat, size, name="km"), kk, name="kf")
+        r = b.add(b.mul(c, taps, name="ct"), k_flat, name="row")
         channel = b.add(b.mul(g, c_in_g, name="gc"), c, name="ch")
-        xv = convert(b, _load_at(self, b, x, [n, channel, *index]), ty, "xv")
-        value = b.select(inside, xv, ir.Constant(ty, 0.0), name="col")
-        _finish(self, b, kernel, value, loops)
+        outer, inside = _source(self, b, attrs, pos, k[:-1], x.shape[2:-1])
+        p_base = _const(0)
+        for q, m in zip(pos, out_sizes[:-1]):
+            p_base = b.add(b.mul(p_base, self.size(b, m), name="pm"), q, name="pb")
+        m = self.size(b, out_sizes[-1])
+        p_base = b.mul(p_base, m, name="p0")
+        # input position q*s + k*d - before is inside [0, n) for lo <= q < hi
+        shift = b.sub(b.mul(k[-1], _const(dilation), name="kd"), _const(before), name="sh")
+        lo = _floor_div(
+            b, b.add(b.neg(shift, name="ns"), _const(stride - 1), name="c"), stride, "lo"
+        )
+        last = b.sub(b.sub(self.size(b, x.shape[-1]), _const(1), name="n1"), shift, name="l")
+        hi = b.add(_floor_div(b, last, stride, "hf"), _const(1), name="hi")
+        lo = b.select(inside, _clamp(b, lo, _const(0), m, "lo"), m, name="lo.in")
+        hi = _clamp(b, hi, lo, m, "hi")
 
-    _outer(self, b, kernel, element, ())
+        def store(q: ir.Value, value: ir.Value) -> None:
+            _finish(self, b, kernel, value, [n, g, r, b.add(p_base, q, name="p")])
+
+        def copy(q: ir.Value) -> None:
+            at = b.add(b.mul(q, _const(stride), name="qs"), shift, name="at")
+            xv = _load_at(self, b, x, [n, channel, *outer, at])
+            store(q, convert(b, xv, ty, "xv"))
+
+        _span(self, b, _const(0), lo, lambda q: store(q, zero), "z0")
+        _span(self, b, lo, b.sub(hi, lo, name="cnt"), copy, "cp")
+        _span(self, b, hi, b.sub(m, hi, name="rest"), lambda q: store(q, zero), "z1")
+
+    self._nest(b, box, row, "o")
 
 
 def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
+    # x[n, g*Cg + c, i] = sum_k cols[n, g, c*K + k, q] where i + pad - k*d = q*s exactly.
+    # With stride 1 on the last axis, each row of x (n, c, outer position) is summed in a
+    # stack row: per tap, the columns q = j + pad - k*d inside [0, m) form one range of j
+    # (a vectorised row += cols segment); the row then goes through the epilogue.
+    attrs = kernel.anchor.attrs
+    if attrs["stride"][-1] != 1:
+        _col2im_gather(self, b, kernel)
+        return
+    anchor = kernel.anchor
+    (cols,) = anchor.inputs
+    ty = llvm_type(anchor.dtype)
+    kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
+    taps = _const(1)
+    for size in kernel_sizes:
+        taps = b.mul(taps, size, name="taps")
+    groups = attrs["groups"]
+    c_in_g = b.sdiv(self.size(b, anchor.shape[1]), _const(groups), name="cg")
+    out_sizes = []
+    for n_axis, k, s, d, (p0, p1) in zip(
+        attrs["input_size"],
+        attrs["kernel_size"],
+        attrs["stride"],
+        attrs["dilation"],
+        attrs["padding"],
+    ):
+        out_sizes.append(self.size(b, (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1))
+    width = self.size(b, anchor.shape[-1])
+    with b.goto_entry_block():
+        row = b.alloca(ty, size=width, name="row")
+    dilation, before = attrs["dilation"][-1], attrs["padding"][-1][0]
+    befores = [p0 for p0, _ in attrs["padding"][:-1]]
+    m = out_sizes[-1]
+
+    def line(loops: list) -> None:
+        n, channel, *pos = loops
+        g = b.sdiv(channel, c_in_g, name="g")
+        c = b.srem(channel, c_in_g, name="c")
+        with for_range(b, width, "zr") as j:
+            b.store(ir.Constant(ty, 0.0), b.gep(row, [j], name="rz"))
+
+        def tap(k: list) -> None:
+            outer, inside = covering(
+                self,
+                b,
+                pos,
+                k[:-1],
+                out_sizes[:-1],
+                attrs["stride"][:-1],
+                attrs["dilation"][:-1],
+                befores,
+            )
+            k_flat = _const(0)
+            for kk, size in zip(k, kernel_sizes):
+                k_flat = b.add(b.mul(k_flat, size, name="km"), kk, name="kf")
+            r = b.add(b.mul(c, taps, name="ct"), k_flat, name="row")
+            q_base = _const(0)
+            for q, size in zip(outer, out_sizes[:-1]):
+                q_base = b.add(b.mul(q_base, size, name="qm"), q, name="qb")
+            q_base = b.mul(q_base, m, name="q0")
+            # q = j + shift is a column of cols for 0 <= q < m: j in [-shift, m - shift)
+            shift = b.sub(_const(before), b.mul(k[-1], _const(dilation), name="kd"), name="sh")
+            lo = _clamp(b, b.neg(shift, name="lo0"), _const(0), width, "lo")
+            hi = _clamp(b, b.sub(m, shift, name="hi0"), lo, width, "hi")
+            hi = b.select(inside, hi, lo, name="hi.in")
+
+            def add(j: ir.Value) -> None:
+                q = b.add(b.add(j, shift, name="q"), q_base, name="qf")
+                v = convert(b, _load_at(self, b, cols, [n, g, r, q]), ty, "v")
+                at = b.gep(row, [j], name="ra")
+                b.store(b.fadd(b.load(at, name="acc"), v, name="sum"), at)
+
+            _span(self, b, lo, b.sub(hi, lo, name="cnt"), add, "ad")
+
+        self._nest(b, tuple(attrs["kernel_size"]), tap, "t")
+        with for_range(b, width, "out") as j:
+            value = b.load(b.gep(row, [j], name="rv"), name="x")
+            _finish(self, b, kernel, value, [n, channel, *pos, j])
+
+    self._nest(b, anchor.shape[:-1], line, "o")
+
+
+def _col2im_gather(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     # x[n, g*Cg + c, i] = sum_k cols[n, g, c*K + k, q] where i + pad - k*d = q*s exactly
     anchor = kernel.anchor
     (cols,) = anchor.inputs
     ty = llvm_type(anchor.dtype)
     attrs = anchor.attrs
+    kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
     groups = attrs["groups"]
+    c_in_g = b.sdiv(self.size(b, anchor.shape[1]), _const(groups), name="cg")
+    out_sizes = []
+    for n_axis, k, s, d, (p0, p1) in zip(
+        attrs["input_size"],
+        attrs["kernel_size"],
+        attrs["stride"],
+        attrs["dilation"],
+        attrs["padding"],
+    ):
+        out_sizes.append(self.size(b, (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1))
+    acc = b.alloca(ty, name="acc")
 
     def element(loops: list) -> None:
-        kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
-        c_in_g = b.sdiv(self.size(b, anchor.shape[1]), _const(groups), name="cg")
-        out_sizes = []
-        for n_axis, k, s, d, (p0, p1) in zip(
-            attrs["input_size"],
-            attrs["kernel_size"],
-            attrs["stride"],
-            attrs["dilation"],
-            attrs["padding"],
-        ):
-            out_sizes.append(self.size(b, (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1))
-        acc = parallel.entry_alloca(b, ty, "acc")
         n, channel, *pos = loops
         g = b.sdiv(channel, c_in_g, name="g")
         c = b.srem(channel, c_in_g, name="c")
@@ -263,9 +395,9 @@ def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             row = b.add(b.mul(c, taps, name="ct"), k_flat, name="row")
             v = convert(b, _load_at(self, b, cols, [n, g, row, q_flat]), ty, "v")
             term = b.select(inside, v, ir.Constant(ty, 0.0), name="term")
-            b.store(b.fadd(b.load(acc, name="s"), term, name="sum", flags=["reassoc", "nsz"]), acc)
+            b.store(b.fadd(b.load(acc, name="s"), term, name="sum"), acc)
 
         self._nest(b, tuple(attrs["kernel_size"]), tap, "t")
         _finish(self, b, kernel, b.load(acc, name="x"), loops)
 
-    _outer(self, b, kernel, element, tuple(attrs["kernel_size"]))
+    self._nest(b, anchor.shape, element, "o")

@@ -9,12 +9,14 @@ index outside its plane (a user's indices for max-unpool) sets the status flag.
 
 from __future__ import annotations
 
+import itertools
+
 from llvmlite import ir
 
 from backends.llvm import parallel
 from backends.llvm.conv_ops import _const, _load_at, _outer, covering
 from backends.llvm.irutil import I1, I64, convert, is_float, llvm_type
-from backends.llvm.ops import _finish, _math
+from backends.llvm.ops import _finish
 from backends.llvm.shape_ops import (
     INDEX,
     _add,
@@ -55,6 +57,24 @@ def _flat(self, b: ir.IRBuilder, index: list, shape: tuple) -> ir.Value:  # noqa
     return flat
 
 
+def _taps(window: tuple) -> list:
+    """Every tap of a window (its sizes are ints), in row-major order: the kernels unroll them
+    at compile time, so the running max and arg-max stay in registers."""
+    return [list(k) for k in itertools.product(*(range(f) for f in window))]
+
+
+def _tap_positions(self, b, attrs, pos, k, extent):  # noqa: ANN001, ANN202
+    """_positions for a constant tap k. Without padding every tap is inside the input
+    (floor-mode windows end by the last element), so no test is emitted."""
+    taps = [_const(kk) for kk in k]
+    if any(attrs["padding"]):
+        return _positions(self, b, attrs, pos, taps, extent)
+    index = []
+    for p, kk, s in zip(pos, taps, attrs["stride"]):
+        index.append(b.add(b.mul(p, _const(s), name="ps"), kk, name="src"))
+    return index, ir.Constant(I1, 1)
+
+
 def max_pool(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     anchor = kernel.anchor
     (x,) = anchor.inputs
@@ -63,25 +83,21 @@ def max_pool(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     def element(loops: list) -> None:
         best = parallel.entry_alloca(b, ty, "best")
         n, c, *pos = loops
-        b.store(_lowest(ty), best)
-
-        def tap(k: list) -> None:
-            index, inside = _positions(self, b, anchor.attrs, pos, k, x.shape[2:])
-            v = b.select(
-                inside,
-                convert(b, _load_at(self, b, x, [n, c, *index]), ty, "v"),
-                _lowest(ty),
-                name="v",
-            )
-            old = b.load(best, name="old")
+        best = _lowest(ty)
+        for k in _taps(anchor.attrs["window"]):
+            index, inside = _tap_positions(self, b, anchor.attrs, pos, k, x.shape[2:])
+            v = convert(b, _load_at(self, b, x, [n, c, *index]), ty, "v")
+            v = b.select(inside, v, _lowest(ty), name="v")
             if is_float(ty):  # nan wins its window, as numpy's max
-                new = _math(self, b, ty).call("maximum", old, v)
+                wins = b.or_(
+                    b.fcmp_ordered(">", v, best, name="gt"),
+                    b.fcmp_unordered("uno", v, v, name="isnan"),
+                    name="wins",
+                )
+                best = b.select(wins, v, best, name="mx")
             else:
-                new = b.select(b.icmp_signed(">", v, old, name="gt"), v, old, name="mx")
-            b.store(new, best)
-
-        self._nest(b, anchor.attrs["window"], tap, "k")
-        _finish(self, b, kernel, b.load(best, name="max"), loops)
+                best = b.select(b.icmp_signed(">", v, best, name="gt"), v, best, name="mx")
+        _finish(self, b, kernel, best, loops)
 
     _outer(self, b, kernel, element, anchor.attrs.get("window", ()))
 
@@ -95,36 +111,25 @@ def pool_argmax(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         best = parallel.entry_alloca(b, ty, "best")
         where = parallel.entry_alloca(b, I64, "where")
         n, c, *pos = loops
-        b.store(_lowest(ty), best)
-        b.store(_const(-1), where)
-
-        def tap(k: list) -> None:
-            index, inside = _positions(self, b, anchor.attrs, pos, k, x.shape[2:])
+        best, where = _lowest(ty), _const(-1)
+        for k in _taps(anchor.attrs["window"]):
+            index, inside = _tap_positions(self, b, anchor.attrs, pos, k, x.shape[2:])
             v = convert(b, _load_at(self, b, x, [n, c, *index]), ty, "v")
-            old, at = b.load(best, name="old"), b.load(where, name="at")
-            first = b.icmp_signed("<", at, _const(0), name="first")
+            first = b.icmp_signed("<", where, _const(0), name="first")
             if is_float(ty):  # the first max; the first nan beats any number
-                better = b.fcmp_ordered(">", v, old, name="gt")
+                better = b.fcmp_ordered(">", v, best, name="gt")
                 nan = b.and_(
                     b.fcmp_unordered("uno", v, v, name="isnan"),
-                    b.fcmp_ordered("ord", old, old, name="num"),
+                    b.fcmp_ordered("ord", best, best, name="num"),
                     name="nan",
                 )
                 better = b.or_(better, nan, name="better")
             else:
-                better = b.icmp_signed(">", v, old, name="better")
+                better = b.icmp_signed(">", v, best, name="better")
             take = b.and_(inside, b.or_(first, better, name="or"), name="take")
-            b.store(b.select(take, v, old, name="nb"), best)
-            b.store(b.select(take, _flat(self, b, index, x.shape[2:]), at, name="nw"), where)
-
-        self._nest(b, anchor.attrs["window"], tap, "k")
-        _finish(
-            self,
-            b,
-            kernel,
-            convert(b, b.load(where, name="arg"), llvm_type(anchor.dtype), "i"),
-            loops,
-        )
+            best = b.select(take, v, best, name="nb")
+            where = b.select(take, _flat(self, b, index, x.shape[2:]), where, name="nw")
+        _finish(self, b, kernel, convert(b, where, llvm_type(anchor.dtype), "i"), loops)
 
     _outer(self, b, kernel, element, anchor.attrs.get("window", ()))
 

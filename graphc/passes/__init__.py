@@ -20,6 +20,7 @@ PIPELINE = [
     ("canonicalize", canonicalize.canonicalize),
     ("simplify", simplify.simplify),
     ("lower", lower),
+    ("fold_weights", simplify.fold_weights),
     ("dce", dce.dce),
 ]
 

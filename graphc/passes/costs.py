@@ -10,8 +10,9 @@ per-unit costs of the machine:
           the caches; `offset_gemm` per offset), then one matmul of N*C_out*C_in/g*K*P
           multiply-adds at `gemm` seconds each;
   fft     transforms of size F (the padded input) for N*C_in inputs, C_out*C_in/g kernels
-          and N*C_out outputs at `fft` seconds per F*log2(F), and N*C_out*C_in/g*F/2
-          complex multiply-adds at `cmac` seconds each.
+          (none for a constant kernel: folded at compile time) and N*C_out outputs at `fft`
+          seconds per F*log2(F), and N*C_out*C_in/g*F/2 complex multiply-adds at `cmac`
+          seconds each.
 
 Fixed costs (the backend's per-op overheads) and per-offset overheads come from timing tiny
 convolutions of each algorithm. The unit costs come from `calibrate()`, a measurement of
@@ -111,6 +112,11 @@ def _work(node: Node) -> dict:
     }
 
 
+def _constant_weight(node: Node) -> bool:
+    """conv(x, w) whose w is a constant: fold_weights computes its spectrum ahead of time."""
+    return node.op == "conv" and node.inputs[1].op == "constant"
+
+
 def estimate(node: Node, algo: str) -> float:
     """Estimated seconds for `node` (conv, conv_transpose or conv_wgrad) computed by `algo`."""
     u = units()
@@ -125,7 +131,9 @@ def estimate(node: Node, algo: str) -> float:
         copy = u["copy_big"] if gathered > BIG else u["copy"]
         return u["base_gemm"] + k * u["offset_gemm"] + gathered * copy + macs * u["gemm"]
     if algo == "fft":
-        transforms = n * c_in + c_out * (c_in // g) + n * c_out
+        # a constant weight's transforms are folded at compile time (passes/simplify.py)
+        weights = 0 if _constant_weight(node) else c_out * (c_in // g)
+        transforms = n * c_in + weights + n * c_out
         spectrum = f / 2 + 1
         return (
             u["base_fft"]

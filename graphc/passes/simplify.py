@@ -28,6 +28,11 @@ neg_neg -(-x) -> x, same_operands max(x, x) -> x, mean_splat, reduce_unit (a red
 one term), splat_reshape and broadcast_chain (canonicalize's, for the splats folding makes),
 drop_splat f(broadcast_to(y), z) -> f(y, z), fold_sub a + (-b) -> a - b.
 
+`fold_weights` is a pass of its own, run after lower: the transforms that a lowering applies
+to a convolution's weight (reshape, transpose, flip, pad, rfft/fft, conj, cast) are folded
+into constants whatever their size when the weight is a constant, so inference with fixed
+weights computes no weight FFT, flip or im2col layout at run time.
+
 `DISABLED` holds the names of rules switched off (tests, debugging); "ew_chains" switches off
 the sympy sub-pass (graphc/passes/chains.py). `gc.compile(..., skip_passes=["simplify"])`
 switches off the whole pass.
@@ -59,6 +64,8 @@ from graphc.passes.rewrite import rewrite
 from graphc.shapes import Bindings, numel, shape_str
 
 MAX_FOLD = 4096  # the most elements a folded constant may have
+WEIGHT_TRANSFORMS = ("reshape", "transpose", "slice", "slice_grad", "pad", "rfft", "fft", "conj")
+MAX_WEIGHT_FOLD = 1 << 27  # elements: fold_weights keeps any smaller transform (1 GiB complex)
 MAX_ROUNDS = 6  # rewrites of the whole graph until nothing changes (each is linear)
 FLOATS = ("float32", "float64")
 DISABLED: set = set()
@@ -496,4 +503,34 @@ def simplify(roots: Sequence[Node], log: Callable[[str], None]) -> list:
     return new
 
 
-__all__ = ["DISABLED", "RULES", "simplify"]
+def fold_weight(node: Node) -> Node | None:
+    # f(c) -> f's value, for f a weight transform of a lowering and c a constant of any size
+    if node.op not in WEIGHT_TRANSFORMS and not (node.op == "cast" and node.inputs):
+        return None
+    if not node.inputs or any(i.op != "constant" for i in node.inputs):
+        return None
+    shape = _concrete(node.shape)
+    if shape is None or int(np.prod(shape)) > MAX_WEIGHT_FOLD:
+        return None
+    out = _evaluate(node, [i.attrs["value"].array for i in node.inputs], shape)
+    return None if out is None else constant(out)
+
+
+def fold_weights(roots: Sequence[Node], log: Callable[[str], None]) -> list:
+    """The pass: every weight transform of a constant becomes a constant (see fold_weight)."""
+    folded: dict = {}
+
+    def rule(node: Node) -> Node | None:
+        new = fold_weight(node)
+        if new is not None:
+            key = f"fold_weight: {_describe(node)}"
+            folded[key] = folded.get(key, 0) + 1
+        return new
+
+    new_roots = rewrite(list(roots), rule)
+    for text, count in folded.items():
+        log(text if count == 1 else f"{text} x{count}")
+    return new_roots
+
+
+__all__ = ["DISABLED", "RULES", "fold_weights", "simplify"]

@@ -35,6 +35,17 @@ def test_estimates_grow_with_the_work(default_units):
     assert costs.estimate(conv_node(28, 3), "direct") < costs.estimate(conv_node(28, 11), "direct")
 
 
+def test_a_constant_kernel_costs_no_transform_of_its_own(default_units):
+    x = gc.input("x", (8, 64, 56, 56))
+    w = gc.param("w", (64, 64, 11, 11), seed=0)
+    trained = unwrap(gc.conv(x, w, padding="same"))
+    fixed = unwrap(gc.conv(x, gc.constant(w.value), padding="same"))
+    saved = costs.estimate(trained, "fft") - costs.estimate(fixed, "fft")
+    f = costs.fast_length(66) ** 2
+    assert saved == pytest.approx(64 * 64 * f * math.log2(f) * costs.DEFAULTS["fft"])
+    assert costs.estimate(trained, "gemm") == costs.estimate(fixed, "gemm")
+
+
 def test_fast_lengths_have_only_small_prime_factors():
     assert [costs.fast_length(n) for n in (1, 7, 13, 131, 142)] == [1, 8, 15, 135, 144]
     for n in range(1, 300):
