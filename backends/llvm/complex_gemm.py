@@ -1,9 +1,9 @@
 """Complex matrix products of the LLVM backend: the fallback of cgemm / zgemm.
 
-A complex matmul takes BLAS's cgemm / zgemm (scipy's cython_blas, through the pointer
+A complex matmul takes BLAS's cgemm / zgemm (gemm.blas_routines, through the pointer
 globals of gemm.py) when its operands share the result's dtype and the sizes suit BLAS.
-Otherwise (mixed operand dtypes such as float32 @ complex64, sizes past 32-bit ints, no
-scipy) it calls the function here: a plain loop nest with the generated GEMM's signature,
+Otherwise (mixed operand dtypes such as float32 @ complex64, sizes past BLAS's ints, no
+BLAS) it calls the function here: a plain loop nest with the generated GEMM's signature,
 C[i, j] = sum_p A[i, p] B[p, j], each operand element converted to the result's type.
 Complex matmuls are rare in graphc's graphs (the FFT convolution multiplies spectra
 elementwise), so this loop is kept simple; it accumulates in registers, the k loop inner.

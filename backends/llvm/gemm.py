@@ -9,10 +9,11 @@ dtype (each element is read before it is overwritten), else a scratch buffer. An
 transposed (a `transpose` statement of the kernel) is a pair of strides, never a copy; a 1-D
 operand is a 1 x k row or a k x 1 column. The 2-D product takes one of two paths:
 
-  blas       scipy's OpenBLAS sgemm/dgemm (scipy.linalg.cython_blas), called through a
-             global function pointer (`@graphc.sgemm`) that the runtime writes after
-             JIT-compiling (`GemmState.link`): no address is baked into the code. Row-major
-             C = A B is column-major C^T = B^T A^T, so the operands are passed swapped.
+  blas       OpenBLAS's ?gemm: numpy's own (ILP64, the one np.matmul uses, found beside
+             numpy without importing anything), else scipy's (scipy.linalg.cython_blas),
+             called through a global function pointer (`@graphc.sgemm`) that the runtime
+             writes after JIT-compiling (`GemmState.link`): no address is baked into the
+             code. Row-major C = A B is column-major C^T = B^T A^T: operands passed swapped.
   generated  a packed, register-blocked GEMM emitted here (BLIS's loop nest: blocks of
              MC rows x KC depth x NC columns), specialised per transposition: B is packed in
              k-major panels of NR columns, A in panels of MR rows (rows of KC elements, or
@@ -26,7 +27,7 @@ operand is a 1 x k row or a k x 1 column. The 2-D product takes one of two paths
 `mode()`: GRAPHC_GEMM=blas|generated|auto (or the module switch FORCE) forces a path; auto
 takes BLAS when m*n*k >= BLAS_MIN_WORK, decided at compile time for static sizes and at run
 time for symbolic ones (BLAS also falls back to the generated code for sizes it cannot take:
-0 or past 32-bit ints). Without scipy, or with operands of another dtype than the result,
+0 or past its ints). Without a BLAS, or with operands of another dtype than the result,
 every GEMM is generated. What each kernel chose is in `f.explain()` ("GEMM paths").
 Complex matmul takes cgemm/zgemm whenever BLAS can (its fallback, complex_gemm.py, is a plain
 loop). Integer matmul is not supported (NotImplementedError).
@@ -38,7 +39,9 @@ import ctypes
 import os
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
+import numpy as np
 import sympy
 from llvmlite import binding as llvm
 from llvmlite import ir
@@ -59,7 +62,6 @@ FORCE: str | None = None  # "blas" | "generated" | "auto": overrides GRAPHC_GEMM
 # on one thread (ahead from ~128^3) and far ahead of OpenBLAS's threaded path, which on a
 # loaded 2-core machine stalls between 128^3 and 384^3; above it BLAS's threads pay off.
 BLAS_MIN_WORK = 1 << 26
-INT_MAX = 2**31 - 1  # BLAS takes 32-bit ints
 
 
 def mode() -> str:
@@ -69,9 +71,40 @@ def mode() -> str:
     return chosen
 
 
-@cache
-def blas_routines() -> dict | None:
-    """{"sgemm": address, "dgemm": address} from scipy's cython_blas, or None without scipy."""
+@dataclass(frozen=True)
+class Blas:
+    """The BLAS the generated code calls: the Fortran ?gemm entry points' addresses, the
+    width of their integer arguments, and what provides them."""
+
+    routines: dict  # "sgemm" | "dgemm" | "cgemm" | "zgemm" -> address
+    int_type: ir.IntType  # 64-bit ints (ILP64) or 32-bit ones (LP64)
+    source: str
+    keep: object  # holds the library loaded
+
+    @property
+    def int_max(self) -> int:
+        return 2 ** (self.int_type.width - 1) - 1
+
+
+def _numpy_openblas() -> Blas | None:
+    """numpy's own OpenBLAS (the one np.matmul uses; ILP64 in numpy's wheels, with its
+    symbols prefixed scipy_ and suffixed 64_): already loaded, found without importing."""
+    folder = Path(np.__file__).resolve().parent.parent / "numpy.libs"
+    for path in sorted(folder.glob("libscipy_openblas64_*.so*")):
+        try:
+            library = ctypes.CDLL(str(path))
+            found = {
+                r: ctypes.cast(getattr(library, f"scipy_{r}_64_"), ctypes.c_void_p).value
+                for r in ("sgemm", "dgemm", "cgemm", "zgemm")
+            }
+        except (OSError, AttributeError):
+            continue
+        return Blas(found, ir.IntType(64), f"numpy's OpenBLAS ({path.name})", library)
+    return None
+
+
+def _scipy_blas() -> Blas | None:
+    """scipy's cython_blas (LP64): importing scipy.linalg costs ~0.1 s, so it is the fallback."""
     try:
         from scipy.linalg import cython_blas
     except ImportError:
@@ -84,8 +117,13 @@ def blas_routines() -> dict | None:
     for routine in ("sgemm", "dgemm", "cgemm", "zgemm"):
         capsule = cython_blas.__pyx_capi__[routine]
         found[routine] = get_pointer(capsule, get_name(capsule))
-    found["module"] = cython_blas  # keeps the library loaded
-    return found
+    return Blas(found, I32, "scipy.linalg.cython_blas", cython_blas)
+
+
+@cache
+def blas_routines() -> Blas | None:
+    """numpy's OpenBLAS when it is there, else scipy's BLAS, else None (generated GEMMs only)."""
+    return _numpy_openblas() or _scipy_blas()
 
 
 # BLAS -----------------------------------------------------------------------------------------
@@ -100,10 +138,9 @@ def _blas_call(
     a_trans, b_trans = trans
     routine = {"float": "sgemm", "double": "dgemm"}.get(str(ty), "cgemm" if ty == C64 else "zgemm")
     ptr = ty.as_pointer()
-    i32p = I32.as_pointer()
-    fnty = ir.FunctionType(
-        VOID, [I8P, I8P, i32p, i32p, i32p, ptr, ptr, i32p, ptr, i32p, ptr, ptr, i32p]
-    )
+    int_type = blas_routines().int_type
+    ip = int_type.as_pointer()
+    fnty = ir.FunctionType(VOID, [I8P, I8P, ip, ip, ip, ptr, ptr, ip, ptr, ip, ptr, ptr, ip])
     target = b.bitcast(b.load(state.blas_global(routine), name=routine), fnty.as_pointer())
     # B (k x n) not transposed is column-major n x k with ld rsb; transposed, k x n with ld csb
     # A (m x k) not transposed is column-major k x m with ld rsa; transposed, m x k with ld csa
@@ -113,7 +150,8 @@ def _blas_call(
     ld_a = _max(b, csa if a_trans else rsa, m if a_trans else k)
 
     def int_arg(name: str, value: ir.Value) -> ir.Value:
-        b.store(b.trunc(_max(b, value, _c(1)), I32), slots[name])
+        value = _max(b, value, _c(1))
+        b.store(value if int_type.width == 64 else b.trunc(value, int_type), slots[name])
         return slots[name]
 
     b.store(_scalar(ty, 1.0), slots["alpha"])
@@ -172,7 +210,7 @@ class GemmState:
             address = engine.get_global_value_address(name)
             if not address:
                 raise RuntimeError(f"llvm backend: the JIT lost the global @{name}")
-            ctypes.c_void_p.from_address(address).value = routines[routine]
+            ctypes.c_void_p.from_address(address).value = routines.routines[routine]
 
     def describe(self) -> str:
         if not self.choices:
@@ -316,7 +354,9 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         why = (
             "forced"
             if chosen == "generated"
-            else ("scipy (BLAS) is not installed" if routines is None else "mixed operand dtypes")
+            else (
+                "no BLAS found (numpy's or scipy's)" if routines is None else "mixed operand dtypes"
+            )
         )
     elif chosen == "blas":
         path, why = "blas", "forced"
@@ -343,7 +383,7 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     slots = {}
     if path != "generated":
         for name in ("m", "n", "k", "lda", "ldb", "ldc"):
-            slots[name] = b.alloca(I32, name=f"blas.{name}")
+            slots[name] = b.alloca(blas_routines().int_type, name=f"blas.{name}")
         for name in ("ta", "tb"):
             slots[name] = b.alloca(I8, name=f"blas.{name}")
         for name in ("alpha", "beta"):
@@ -358,7 +398,8 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     ldc = nv
 
     dims = [sympy.sympify(e) for e in (m, n, k, left.rs, left.cs, right.rs, right.cs)]
-    static_ok = all(e.is_number for e in dims) and all(0 < int(e) <= INT_MAX for e in dims)
+    int_max = routines.int_max if routines is not None else 0
+    static_ok = all(e.is_number for e in dims) and all(0 < int(e) <= int_max for e in dims)
 
     def product(loops: list) -> None:
         off_a, off_b, off_c = _c(0), _c(0), _c(0)
@@ -393,10 +434,10 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             _blas_call(gs, b, ty, slots, args, (left.transposed, right.transposed))
             return
         ok = ir.Constant(I1, 1)
-        for value in (mv, nv, kv):  # BLAS: positive sizes that fit its 32-bit ints
+        for value in (mv, nv, kv):  # BLAS: positive sizes that fit its ints
             ok = b.and_(ok, b.icmp_signed(">", value, _c(0)))
         for value in (mv, nv, kv, rsa, csa, rsb, csb):
-            ok = b.and_(ok, b.icmp_signed("<=", value, _c(INT_MAX)))
+            ok = b.and_(ok, b.icmp_signed("<=", value, _c(int_max)))
         if path == "runtime":
             big = b.icmp_signed(">=", b.mul(b.mul(mv, nv), kv), _c(BLAS_MIN_WORK))
             ok = b.and_(ok, big)
