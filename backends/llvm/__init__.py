@@ -37,6 +37,15 @@ from graphc.backend import ExecutionError, Program, register_backend
 _init_lock = threading.Lock()
 
 
+def _address(array: np.ndarray) -> int:
+    """The address of a row-major array's data: through the buffer protocol when it is
+    writable (a third of the time of .ctypes.data, which the others take)."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))
+    except (TypeError, ValueError):  # read-only, or empty
+        return array.ctypes.data
+
+
 def _c_order(array: Any) -> np.ndarray:
     """The array, row-major (copied only if it is not); unlike np.ascontiguousarray, a 0-d
     array stays 0-d."""
@@ -49,7 +58,7 @@ class _Plan:
 
     bindings: Any
     sizes: list  # the values of builder.size_list
-    root_shapes: list
+    roots: list = field(default_factory=list)  # (source buffer's node, shape, copy?) per root
     temps: dict = field(default_factory=dict)  # arena temporaries: node -> shape
     fresh: list = field(default_factory=list)  # (slot, node, shape): results, new each call
     fed: list = field(default_factory=list)  # (slot, node, "input" | "param")
@@ -117,9 +126,7 @@ class LLVMExecutable:
         buffers = self.builder.buffer_list
         returned = {self._source(root) for root in self.program.roots}
         plan = _Plan(
-            bindings=bindings,
-            sizes=[bindings.evaluate(expr) for expr in self.builder.size_list],
-            root_shapes=[bindings.evaluate_shape(r.shape) for r in self.program.roots],
+            bindings=bindings, sizes=[bindings.evaluate(expr) for expr in self.builder.size_list]
         )
         for k, b in enumerate(buffers):
             if b.kind == "temp":
@@ -130,6 +137,15 @@ class LLVMExecutable:
                     plan.temps[b.node] = shape
             elif b.kind in ("input", "param"):
                 plan.fed.append((k, b.node, b.kind))
+        handed: set = set()
+        for root in self.program.roots:
+            source = self._source(root)
+            fresh = self.kernel_program.buffers[source].kind == "temp"
+            # not ours to give (an input, param or constant), or given already: a copy
+            plan.roots.append(
+                (source, bindings.evaluate_shape(root.shape), not fresh or source in handed)
+            )
+            handed.add(source)
         with _init_lock:
             if len(self._plans) >= 64:
                 self._plans.clear()
@@ -169,10 +185,10 @@ class LLVMExecutable:
         for k, node, kind in plan.fed:
             array = feeds[node] if kind == "input" else node.attrs["state"].value
             array = held[node] = _c_order(array)
-            pointers[k] = array.ctypes.data
+            pointers[k] = _address(array)
         for k, node, shape in plan.fresh:
             array = held[node] = self._result_array(node, shape)
-            pointers[k] = array.ctypes.data
+            pointers[k] = _address(array)
         status = (ctypes.c_int64 * parallel.STATUS_SLOTS)()
         status[parallel.THREADS] = parallel.num_threads()
         status[parallel.MIN_WORK] = parallel.min_work()
@@ -181,16 +197,10 @@ class LLVMExecutable:
         if status[0]:
             raise self._failure(status[0] - 1, status[1])
         results = []
-        handed: set = set()
-        fresh = {node for _, node, _ in plan.fresh}
-        for root, shape in zip(self.program.roots, plan.root_shapes):
-            source = self._source(root)
+        for source, shape, copy in plan.roots:
             array = held[source] if source in held else _c_order(source.attrs["value"].array)
             value = array.reshape(shape)
-            if source not in fresh or source in handed:  # not ours to give, or given already
-                value = np.array(value, copy=True)
-            handed.add(source)
-            results.append(value)
+            results.append(np.array(value, copy=True) if copy else value)
         return results
 
     def _result_array(self, node: Any, shape: tuple) -> np.ndarray:
