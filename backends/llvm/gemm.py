@@ -25,10 +25,11 @@ operand is a 1 x k row or a k x 1 column. The 2-D product takes one of two paths
              axpys. Packing converts mixed operand dtypes. One thread.
 
 `mode()`: GRAPHC_GEMM=blas|generated|auto (or the module switch FORCE) forces a path; auto
-takes BLAS when m*n*k >= BLAS_MIN_WORK, decided at compile time for static sizes and at run
-time for symbolic ones (BLAS also falls back to the generated code for sizes it cannot take:
-0 or past its ints). Without a BLAS, or with operands of another dtype than the result,
-every GEMM is generated. What each kernel chose is in `f.explain()` ("GEMM paths").
+takes the generated GEMM when m, n, k >= GENERATED_MIN and m*n*k < BLAS_MIN_WORK, else BLAS,
+decided at compile time for static sizes and at run time for symbolic ones (BLAS also falls
+back to the generated code for sizes it cannot take: 0 or past its ints). Without a BLAS, or
+with operands of another dtype than the result, every GEMM is generated. What each kernel
+chose is in `f.explain()` ("GEMM paths").
 Complex matmul takes cgemm/zgemm whenever BLAS can (its fallback, complex_gemm.py, is a plain
 loop). Integer matmul is not supported (NotImplementedError).
 """
@@ -58,10 +59,23 @@ VOID = ir.VoidType()
 ENV = "GRAPHC_GEMM"
 MODES = ("auto", "blas", "generated")
 FORCE: str | None = None  # "blas" | "generated" | "auto": overrides GRAPHC_GEMM (tests)
-# m*n*k from which auto calls BLAS. Below it the generated GEMM is within ~10% of OpenBLAS
-# on one thread (ahead from ~128^3) and far ahead of OpenBLAS's threaded path, which on a
-# loaded 2-core machine stalls between 128^3 and 384^3; above it BLAS's threads pay off.
+# auto takes the generated GEMM where its 8 x 32 tiles and blocks pay: every one of m, n, k
+# at least GENERATED_MIN and m*n*k below BLAS_MIN_WORK (measured on one thread: 3-25% ahead
+# of OpenBLAS from 64 x 256 x 64 to 256^3). BLAS takes the rest: skinny products (n = 16:
+# 1.4x faster), a weight gradient's transposed narrow operand (up to 10x), tiny ones, and
+# big ones, where BLAS's threads pay off.
+GENERATED_MIN = 64
 BLAS_MIN_WORK = 1 << 26
+
+
+def _auto(m: int, n: int, k: int) -> tuple:
+    """(path, why) of auto for static sizes."""
+    small = [f"{name} = {v}" for name, v in (("m", m), ("n", n), ("k", k)) if v < GENERATED_MIN]
+    if small:
+        return "blas", f"{', '.join(small)} < {GENERATED_MIN}"
+    if m * n * k >= BLAS_MIN_WORK:
+        return "blas", f"m*n*k = {m * n * k} >= {BLAS_MIN_WORK}"
+    return "generated", f"m, n, k >= {GENERATED_MIN} and m*n*k = {m * n * k} < {BLAS_MIN_WORK}"
 
 
 def mode() -> str:
@@ -362,11 +376,14 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         path, why = "blas", "forced"
     elif is_complex(ty):  # the fallback for complex is a plain loop (complex_gemm.py)
         path, why = "blas", "complex"
-    elif work.is_number:
-        path = "blas" if int(work) >= BLAS_MIN_WORK else "generated"
-        why = f"m*n*k = {int(work)} {'>=' if path == 'blas' else '<'} {BLAS_MIN_WORK}"
+    elif all(sympy.sympify(d).is_number for d in (m, n, k)):
+        path, why = _auto(int(m), int(n), int(k))
     else:
-        path, why = "runtime", f"BLAS when m*n*k = {work} >= {BLAS_MIN_WORK} at run time"
+        path = "runtime"
+        why = (
+            f"generated when m, n, k >= {GENERATED_MIN} and m*n*k = {work} < {BLAS_MIN_WORK} "
+            "at run time"
+        )
     label = {"blas": "BLAS", "generated": "generated", "runtime": "BLAS or generated"}[path]
     t = tiling(ty)
     tiles = "a plain loop" if is_complex(ty) else f"tiles {t.mr}x{t.nr}, vectors of {t.vl}"
@@ -438,9 +455,11 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             ok = b.and_(ok, b.icmp_signed(">", value, _c(0)))
         for value in (mv, nv, kv, rsa, csa, rsb, csb):
             ok = b.and_(ok, b.icmp_signed("<=", value, _c(int_max)))
-        if path == "runtime":
-            big = b.icmp_signed(">=", b.mul(b.mul(mv, nv), kv), _c(BLAS_MIN_WORK))
-            ok = b.and_(ok, big)
+        if path == "runtime":  # the rule of _auto, on the run-time sizes
+            tiled = b.icmp_signed("<", b.mul(b.mul(mv, nv), kv), _c(BLAS_MIN_WORK))
+            for value in (mv, nv, kv):
+                tiled = b.and_(tiled, b.icmp_signed(">=", value, _c(GENERATED_MIN)))
+            ok = b.and_(ok, b.not_(tiled, name="skinny"), name="blas.ok")
         with b.if_else(ok) as (blas, own):
             with blas:
                 _blas_call(gs, b, ty, slots, args, (left.transposed, right.transposed))
@@ -482,4 +501,4 @@ def _storage_pointer(self, b: ir.IRBuilder, node: Node) -> ir.Value:  # noqa: AN
     return b.bitcast(raw, llvm_type(node.dtype).as_pointer(), name="typed")
 
 
-__all__ = ["BLAS_MIN_WORK", "ENV", "FORCE", "GemmState", "matmul", "mode", "state"]
+__all__ = ["BLAS_MIN_WORK", "ENV", "GENERATED_MIN", "FORCE", "GemmState", "matmul", "mode", "state"]

@@ -143,25 +143,28 @@ def test_integer_matmul_is_a_clear_compile_error():
         gc.compile([a, b], a @ b, backend="llvm")
 
 
-def test_auto_chooses_by_size_at_compile_time_or_at_run_time(monkeypatch):
+def test_auto_chooses_by_shape_at_compile_time_or_at_run_time(monkeypatch):
     monkeypatch.setattr(gemm, "FORCE", None)
     monkeypatch.setenv(gemm.ENV, "auto")
-    monkeypatch.setattr(gemm, "BLAS_MIN_WORK", 100_000)
+    monkeypatch.setattr(gemm, "BLAS_MIN_WORK", 1_000_000)
     N = gc.dim("N")
     x = gc.input("x", (N, 64))
     small = gc.input("small", (4, 4))
-    big = gc.input("big", (64, 64))
+    square = gc.input("square", (64, 64))
+    wide = gc.input("wide", (64, 300))
     w = gc.input("w", (64, 64))
-    outs = [x @ w, small @ small, big @ w]
-    for n in (2, 300):  # 4096 * N: below, then above the threshold at run time
-        f = agree([x, small, big, w], outs, *data("float32", (n, 64), (4, 4), (64, 64), (64, 64)))
+    outs = [x @ w, small @ small, square @ w, gc.transpose(wide) @ square]
+    shapes = ((64, 64), (4, 4), (64, 64), (64, 300), (64, 64))
+    for n in (2, 100, 300):  # N < 64: BLAS, then the generated one, then 4096 N >= 1e6: BLAS
+        f = agree([x, small, square, wide, w], outs, *data("float32", (n, 64), *shapes[1:]))
     text = "\n".join(paths_of(f))
     assert (
-        "(N, 64) @ (64, 64) -> (N, 64) float32: BLAS or generated (BLAS when m*n*k = 4096*N" in text
+        "(N, 64) @ (64, 64) -> (N, 64) float32: BLAS or generated (generated when m, n, k" in text
     )
     if gemm.blas_routines() is not None:
-        assert "(4, 4) -> (4, 4) float32: generated (m*n*k = 64 < 100000" in text
-        assert "(64, 64) -> (64, 64) float32: BLAS (m*n*k = 262144 >= 100000)" in text
+        assert "(4, 4) -> (4, 4) float32: BLAS (m = 4, n = 4, k = 4 < 64" in text
+        assert "(64, 64) -> (64, 64) float32: generated (m, n, k >= 64 and m*n*k = 262144" in text
+        assert "-> (300, 64) float32: BLAS (m*n*k = 1228800 >= 1000000" in text
 
 
 def test_the_environment_variable_forces_a_path(monkeypatch):
