@@ -25,7 +25,8 @@ def test_the_examples_the_issue_lists_exist():
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_example_runs(path, capsys, monkeypatch):
+def test_example_runs(path, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # whatever a script writes lands here
     monkeypatch.setattr(sys, "argv", [str(path)])  # the script's defaults, not pytest's flags
     runpy.run_path(str(path), run_name="__main__")
     assert capsys.readouterr().out
