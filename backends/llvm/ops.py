@@ -97,8 +97,59 @@ def operand_index(consumer, operand, index: tuple) -> tuple:  # noqa: ANN001
     )
 
 
-def _row_stats(self, b, source, axes, outer, keep, ty):  # noqa: ANN001, ANN202
-    """(max, sum of exp(x - max)) over `axes` of `source` at the kept loop variables `outer`."""
+SHORT_ROW = 32  # static rows up to this length are emitted unrolled (see _short_row)
+
+
+def _row_length(shape: tuple, axes: list) -> int | None:
+    """The static element count of a row over `axes` when it is at most SHORT_ROW."""
+    count = sympy.Integer(1)
+    for k in axes:
+        count *= sympy.sympify(shape[k])
+    if count.is_Integer and int(count) <= SHORT_ROW:
+        return int(count)
+    return None
+
+
+def _finite_or_zero(b: ir.IRBuilder, math: Emitter, m: ir.Value, ty: ir.Type) -> ir.Value:
+    """m where it is finite, else 0 (the shift of logsumexp: an all -inf row gives log(0))."""
+    finite = b.fcmp_ordered("<", math.call("fabs", m), ir.Constant(ty, float("inf")), name="fin")
+    return b.select(finite, m, ir.Constant(ty, 0.0), name="shift")
+
+
+def _short_row(self, b, source, axes, outer, keep, ty, finite=False):  # noqa: ANN001, ANN202
+    """(max, sum of exp(x - max), per column: (loops, x, exp(x - max))) of a short static
+    row, as straight-line code: the row loop around it becomes the innermost loop, which
+    LLVM's loop vectoriser runs across rows (a 10-long row loop never fills a vector), and
+    each exp is computed once. `finite`: exp(x - shift) with the max replaced by 0 where it
+    is infinite (logsumexp's shift)."""
+    math = _math(self, b, ty)
+    index = tuple(LOOP_VARS[: source.rank])
+    extent = [int(source.shape[k]) for k in axes]
+    columns = []
+    for flat in range(_row_length(source.shape, axes)):
+        loops = [None] * source.rank
+        for k, var in zip(keep, outer):
+            loops[k] = var
+        for k, size in reversed(list(zip(axes, extent))):
+            loops[k] = ir.Constant(I64, flat % size)
+            flat //= size
+        columns.append((loops, convert(b, self.load(b, source, index, loops), ty, "x")))
+    m = ir.Constant(ty, float("-inf"))
+    for _, x in columns:
+        m = math.call("maximum", m, x)
+    shift = _finite_or_zero(b, math, m, ty) if finite else m
+    total = ir.Constant(ty, 0.0)
+    rows = []
+    for loops, x in columns:
+        e = math.call("exp", b.fsub(x, shift, name="shifted"))
+        total = b.fadd(total, e, name="acc", flags=["reassoc", "nsz"])
+        rows.append((loops, x, e))
+    return m, total, rows
+
+
+def _row_stats(self, b, source, axes, outer, keep, ty, finite=False):  # noqa: ANN001, ANN202
+    """(max, sum of exp(x - max)) over `axes` of `source` at the kept loop variables `outer`
+    (`finite`: as in _short_row)."""
     math = _math(self, b, ty)
     rank = source.rank
     top = parallel.entry_alloca(b, ty, "top")
@@ -126,9 +177,10 @@ def _row_stats(self, b, source, axes, outer, keep, ty):  # noqa: ANN001, ANN202
         "a",
     )
     m = b.load(top, name="max")
+    shift = _finite_or_zero(b, math, m, ty) if finite else m
 
     def add_exp(inner: list) -> None:
-        shifted = b.fsub(read(inner), m, name="shifted")
+        shifted = b.fsub(read(inner), shift, name="shifted")
         b.store(
             b.fadd(
                 b.load(total, name="s"),
@@ -151,6 +203,17 @@ def softmax(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     keep = [k for k in range(source.rank) if k != axis]
     math = _math(self, b, ty)
 
+    def short_row(outer: list) -> None:
+        m, s, columns = _short_row(self, b, source, [axis], outer, keep, ty)
+        log_s = math.call("log", s) if anchor.op == "log_softmax" else None
+        for loops, x, e in columns:
+            if anchor.op == "log_softmax":
+                shifted = b.fsub(x, m, name="shifted")
+                value = b.fsub(shifted, log_s, name="logp")
+            else:
+                value = b.fdiv(e, s, name="p")
+            _finish(self, b, kernel, value, loops)
+
     def row(outer: list) -> None:
         m, s, full, read = _row_stats(self, b, source, [axis], outer, keep, ty)
         log_s = math.call("log", s) if anchor.op == "log_softmax" else None
@@ -166,7 +229,8 @@ def softmax(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         self._nest(b, (source.shape[axis],), write, "w")
 
     rows = tuple(source.shape[k] for k in keep)
-    parallel.nest(self, b, rows, row, "o", _ROW_COST, (source.shape[axis],))
+    short = _row_length(source.shape, [axis]) is not None
+    parallel.nest(self, b, rows, short_row if short else row, "o", _ROW_COST, (source.shape[axis],))
 
 
 def logsumexp(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
@@ -178,11 +242,11 @@ def logsumexp(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     math = _math(self, b, ty)
 
     def row(outer: list) -> None:
-        m, s, _, _ = _row_stats(self, b, source, axes, outer, keep, ty)
-        finite = b.fcmp_ordered(
-            "<", math.call("fabs", m), ir.Constant(ty, float("inf")), name="finite"
-        )
-        shift = b.select(finite, m, ir.Constant(ty, 0.0), name="shift")  # all -inf: log(0) = -inf
+        if _row_length(source.shape, axes) is not None:
+            m, s, _ = _short_row(self, b, source, axes, outer, keep, ty, finite=True)
+        else:
+            m, s, _, _ = _row_stats(self, b, source, axes, outer, keep, ty, finite=True)
+        shift = _finite_or_zero(b, math, m, ty)  # all -inf: log(0) + 0 = -inf
         value = b.fadd(math.call("log", s), shift, name="lse")
         _finish(self, b, kernel, value, self._output_loops(anchor, outer, keep))
 
@@ -215,10 +279,25 @@ def cross_entropy(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN00
     keep = list(range(last))
     eps = anchor.attrs["label_smoothing"]
     math = _math(self, b, ty)
+    short = _row_length(logits.shape, [last]) is not None
 
     def row(outer: list) -> None:
         classes = self.size(b, logits.shape[last])
-        m, s, full, read = _row_stats(self, b, logits, [last], outer, keep, ty)
+        if short:
+            m, s, columns = _short_row(self, b, logits, [last], outer, keep, ty)
+
+            def each(fn) -> None:  # noqa: ANN001 - fn(loops, x) per element of the row
+                for loops, x, _ in columns:
+                    fn(loops, x)
+
+        else:
+            m, s, full, read = _row_stats(self, b, logits, [last], outer, keep, ty)
+
+            def each(fn) -> None:  # noqa: ANN001
+                self._nest(
+                    b, (logits.shape[last],), lambda inner: fn(full(inner), read(inner)), "q"
+                )
+
         log_z = b.fadd(m, math.call("log", s), name="logz")
         total = parallel.entry_alloca(b, ty, "loss.acc")
         b.store(ir.Constant(ty, 0.0), total)
@@ -226,45 +305,45 @@ def cross_entropy(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN00
         spread = b.fdiv(ir.Constant(ty, eps), k_float, name="spread")
         if is_float(llvm_type(target.dtype)):
 
-            def add(inner: list) -> None:
-                loops = full(inner)
+            def add(loops: list, x: ir.Value) -> None:
                 q = convert(
                     b, self.load(b, target, tuple(LOOP_VARS[: target.rank]), loops), ty, "q"
                 )
                 q = b.fadd(b.fmul(ir.Constant(ty, 1.0 - eps), q, name="qs"), spread, name="q2")
-                term = b.fmul(q, b.fsub(log_z, read(inner), name="nll"), name="term")
+                term = b.fmul(q, b.fsub(log_z, x, name="nll"), name="term")
                 b.store(
                     b.fadd(b.load(total, name="t"), term, name="tsum", flags=["reassoc", "nsz"]),
                     total,
                 )
 
-            self._nest(b, (logits.shape[last],), add, "q")
+            each(add)
             value = b.load(total, name="loss")
         else:
             label = _label(self, b, target, outer, classes)
-            picked = convert(
-                b,
-                self.load(b, logits, tuple(LOOP_VARS[: logits.rank]), list(outer) + [label]),
-                ty,
-                "zt",
-            )
+            if short:  # selected among the row's values: an indexed load keeps LLVM from
+                picked = ir.Constant(ty, 0.0)  # vectorising across rows (it may alias the output)
+                for c, (_, x, _) in enumerate(columns):
+                    hit = b.icmp_signed("==", label, ir.Constant(I64, c), name="hit")
+                    picked = b.select(hit, x, picked, name="zt")
+            else:
+                picked = convert(
+                    b,
+                    self.load(b, logits, tuple(LOOP_VARS[: logits.rank]), list(outer) + [label]),
+                    ty,
+                    "zt",
+                )
             value = b.fmul(
                 ir.Constant(ty, 1.0 - eps), b.fsub(log_z, picked, name="nll"), name="main"
             )
             if eps:
 
-                def add(inner: list) -> None:
+                def add_z(loops: list, x: ir.Value) -> None:
                     b.store(
-                        b.fadd(
-                            b.load(total, name="t"),
-                            read(inner),
-                            name="zsum",
-                            flags=["reassoc", "nsz"],
-                        ),
+                        b.fadd(b.load(total, name="t"), x, name="zsum", flags=["reassoc", "nsz"]),
                         total,
                     )
 
-                self._nest(b, (logits.shape[last],), add, "z")
+                each(add_z)
                 mean_nll = b.fsub(
                     log_z, b.fdiv(b.load(total, name="sz"), k_float, name="zm"), name="mnll"
                 )
