@@ -73,6 +73,21 @@ class Kernel:
     def ops(self) -> list:
         return [n.op for n in self.nodes]
 
+    def split(self) -> tuple:
+        """(prologue, epilogue) of an anchored kernel: the members the anchor reads, and the
+        rest (in order; some may not depend on the anchor at all)."""
+        ancestors: set = set()
+        stack = list(self.anchor.inputs)
+        members = set(self.nodes)
+        while stack:
+            node = stack.pop()
+            if node in members and node not in ancestors:
+                ancestors.add(node)
+                stack.extend(node.inputs)
+        prologue = [n for n in self.nodes if n in ancestors]
+        epilogue = [n for n in self.nodes if n is not self.anchor and n not in ancestors]
+        return prologue, epilogue
+
     def describe(self, buffers: dict) -> str:
         reads = ", ".join(buffers[n].name for n in self.loads)
         writes = ", ".join(buffers[n].name for n in self.outputs)
@@ -117,3 +132,85 @@ class KernelProgram:
 
     def count(self, kind: str) -> int:
         return sum(1 for k in self.kernels if k.kind == kind)
+
+
+# indices of a kernel's statements (every backend's lowering uses them) --------------------
+def normal_index(shape: tuple, index: tuple) -> tuple:
+    """`index` with 0 on the size-1 axes (where any loop variable is 0)."""
+    return tuple(sympy.Integer(0) if d == 1 else i for d, i in zip(shape, index))
+
+
+def root_index(shape: tuple, domain: tuple) -> tuple:
+    """The index of a kernel output of `shape` in a loop over `domain`: the same elements in
+    order when the two differ only by size-1 axes (a unit reshape changed the rank inside
+    the kernel), numpy's right-aligned broadcasting otherwise."""
+    if len(shape) != len(domain) and [d for d in shape if d != 1] == [d for d in domain if d != 1]:
+        variables = [LOOP_VARS[k] for k, d in enumerate(domain) if d != 1]
+        return tuple(sympy.Integer(0) if d == 1 else variables.pop(0) for d in shape)
+    return broadcast_index(shape, domain)
+
+
+def operand_index(consumer: Node, operand: Node, index: tuple) -> tuple:
+    """The index of `operand` of elementwise statement `consumer` evaluated at `index` (a
+    tuple of loop variables or 0 per axis of consumer): the same elements for a unit
+    reshape, numpy's right-aligned broadcasting otherwise."""
+    if consumer.op == "reshape":
+        kept = [i for i, d in zip(index, consumer.shape) if d != 1]
+        return tuple(sympy.Integer(0) if d == 1 else kept.pop(0) for d in operand.shape)
+    offset = len(index) - operand.rank
+    return tuple(
+        sympy.Integer(0) if d == 1 else index[offset + k] for k, d in enumerate(operand.shape)
+    )
+
+
+@dataclass
+class MatmulOperand:
+    """A matmul operand as a strided 2-D matrix (a fused transpose is a pair of strides)."""
+
+    source: Node  # the buffer read
+    transposed: bool
+    rows: sympy.Expr  # of the logical 2-D matrix
+    cols: sympy.Expr
+    rs: sympy.Expr  # element strides of the logical matrix in the buffer
+    cs: sympy.Expr
+    batch: tuple  # the buffer's batch axes
+    batch_strides: tuple
+
+
+def matmul_operand(node: Node, kernel: Kernel, left: bool) -> MatmulOperand:
+    members = set(kernel.nodes)
+    transposed = node.op == "transpose" and node in members
+    source = node.inputs[0] if transposed else node
+    shape = source.shape
+    one = sympy.Integer(1)
+    if node.rank == 1:  # a row (1 x k) on the left, a column (k x 1) on the right
+        k = shape[0]
+        if left:
+            return MatmulOperand(source, False, one, k, k, one, (), ())
+        return MatmulOperand(source, False, k, one, one, one, (), ())
+    last = shape[-1]
+    rows, cols = (shape[-1], shape[-2]) if transposed else (shape[-2], shape[-1])
+    rs, cs = (one, last) if transposed else (last, one)
+    batch = shape[:-2]
+    strides = []
+    for axis in range(len(batch)):
+        stride = one
+        for d in shape[axis + 1 :]:
+            stride = stride * d
+        strides.append(stride)
+    return MatmulOperand(source, transposed, rows, cols, rs, cs, batch, tuple(strides))
+
+
+def batch_strides(operand: MatmulOperand, out_batch: tuple) -> list:
+    """The operand's element stride per output batch axis (0 where broadcast)."""
+    offset = len(out_batch) - len(operand.batch)
+    strides = []
+    for q, d in enumerate(out_batch):
+        if q < offset:
+            strides.append(sympy.Integer(0))
+            continue
+        mine = operand.batch[q - offset]
+        strides.append(
+            sympy.Integer(0) if mine == 1 and d != 1 else operand.batch_strides[q - offset]
+        )
+    return strides

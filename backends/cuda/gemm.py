@@ -23,8 +23,7 @@ import sympy
 
 from backends.cuda.render import Choice, LibraryMatmul, Renderer, numel
 from backends.cuda.scalar import convert, ctype
-from backends.llvm.gemm import _operand, _strides_over
-from graphc.kernels import Kernel
+from graphc.kernels import Kernel, batch_strides, matmul_operand
 
 TILE = 16
 LIBRARY_MIN_WORK = 1 << 18  # m*n*k from which the library is used (a guess until measured)
@@ -33,7 +32,7 @@ LIBRARY_MIN_WORK = 1 << 18  # m*n*k from which the library is used (a guess unti
 def matmul(r: Renderer, kernel: Kernel) -> list:
     anchor = kernel.anchor
     x, y = anchor.inputs
-    left, right = _operand(x, kernel, True), _operand(y, kernel, False)
+    left, right = matmul_operand(x, kernel, True), matmul_operand(y, kernel, False)
     work = sympy.expand(left.rows * left.cols * right.cols)
     floating = anchor.dtype.startswith("float")
     mode = r.gemm_mode if floating else "tiled"
@@ -77,7 +76,7 @@ def tiled(r: Renderer, kernel: Kernel, left, right) -> list:  # noqa: ANN001
     idx = r.idx
     kept = (x.rank > 1) + (y.rank > 1)
     out_batch = anchor.shape[: anchor.rank - kept]
-    strides_a, strides_b = _strides_over(left, out_batch), _strides_over(right, out_batch)
+    strides_a, strides_b = batch_strides(left, out_batch), batch_strides(right, out_batch)
     m, k, n = left.rows, left.cols, right.cols
     fn = r.function("_tiled" if r.gemm_mode != "tiled" else "", cooperative=True)
     size = fn.size

@@ -24,8 +24,15 @@ import sympy
 
 from backends.cuda import scalar
 from backends.cuda.scalar import ctype, literal
-from backends.llvm.ops import operand_index, root_index
-from graphc.kernels import LOOP_VARS, Buffer, Kernel, KernelProgram, broadcast_index
+from graphc.kernels import (
+    LOOP_VARS,
+    Buffer,
+    Kernel,
+    KernelProgram,
+    broadcast_index,
+    operand_index,
+    root_index,
+)
 from graphc.node import Node
 
 PRELUDE = (Path(__file__).parent / "prelude.cuh").read_text()
@@ -340,22 +347,6 @@ class Renderer:
         )
 
     # statements ----------------------------------------------------------------------------------
-    def split_kernel(self, kernel: Kernel) -> tuple:
-        """(prologue, epilogue) of an anchored kernel: the members the anchor reads, and the
-        rest, in order."""
-        anchor = kernel.anchor
-        ancestors: set = set()
-        stack = list(anchor.inputs)
-        members = set(kernel.nodes)
-        while stack:
-            node = stack.pop()
-            if node in members and node not in ancestors:
-                ancestors.add(node)
-                stack.extend(node.inputs)
-        prologue = [n for n in kernel.nodes if n in ancestors]
-        epilogue = [n for n in kernel.nodes if n is not anchor and n not in ancestors]
-        return prologue, epilogue
-
     def evaluator(self, fn: Function, nodes: list, known: dict, root, loops: list, at=None):  # noqa: ANN001, ANN201
         """(get, own) as the LLVM backend's: get(node, index) is the C variable holding
         elementwise statement `node` (or a load, or a value in `known`) at `index`, each
@@ -397,7 +388,7 @@ class Renderer:
         """Run the kernel's epilogue on the anchor's value (a C expression) at `loops` (C
         expressions, one per anchor axis) and store the outputs."""
         anchor = kernel.anchor
-        epilogue = self.split_kernel(kernel)[1]
+        epilogue = kernel.split()[1]
         value = fn.let(ctype(anchor.dtype), value, "y")
         names = [fn.let(self.idx, str(v), "o") for v in loops]
         root = lambda n: root_index(n.shape, anchor.shape)  # noqa: E731
@@ -422,7 +413,7 @@ class Renderer:
 
     def reduce(self, kernel: Kernel) -> list:
         anchor = kernel.anchor
-        prologue, epilogue = self.split_kernel(kernel)
+        prologue, epilogue = kernel.split()
         domain, axes = kernel.domain, kernel.reduce_axes
         keep = [k for k in range(len(domain)) if k not in axes]
         ty = ctype(anchor.dtype)

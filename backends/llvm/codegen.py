@@ -23,7 +23,15 @@ from llvmlite import ir
 from backends.llvm import complex_ops as cplx
 from backends.llvm import conv_ops, fft_ops, gemm, ops, parallel, pool_ops, scalar, shape_ops, vmath
 from backends.llvm.irutil import F32, F64, I8P, I64, for_range, is_complex, is_float, llvm_type
-from graphc.kernels import LOOP_VARS, Kernel, KernelProgram, broadcast_index
+from graphc.kernels import (
+    LOOP_VARS,
+    Kernel,
+    KernelProgram,
+    broadcast_index,
+    normal_index,
+    operand_index,
+    root_index,
+)
 from graphc.node import Node
 
 VOID = ir.VoidType()
@@ -206,27 +214,11 @@ class ModuleBuilder:
 
         level(0, [])
 
-    def split(self, kernel: Kernel) -> tuple:
-        """(prologue, epilogue) of an anchored kernel: the members the anchor reads, and the
-        rest (in order; some may not depend on the anchor at all)."""
-        anchor = kernel.anchor
-        ancestors: set = set()
-        stack = list(anchor.inputs)
-        members = set(kernel.nodes)
-        while stack:
-            node = stack.pop()
-            if node in members and node not in ancestors:
-                ancestors.add(node)
-                stack.extend(node.inputs)
-        prologue = [n for n in kernel.nodes if n in ancestors]
-        epilogue = [n for n in kernel.nodes if n is not anchor and n not in ancestors]
-        return prologue, epilogue
-
-    def evaluator(self, b: ir.IRBuilder, nodes: list, known: dict, root_index, loops: list):  # noqa: ANN001, ANN201
+    def evaluator(self, b: ir.IRBuilder, nodes: list, known: dict, root, loops: list):  # noqa: ANN001, ANN201
         """(get, own): get(node, index) is the IR value of elementwise statement `node` (or a
         load, or a value in `known`) at `index`, computed on demand with each operand at its
         own index (broadcasting and unit reshapes change ranks inside a kernel); own[n] is
-        the index n is needed at: from its first consumer among `nodes`, else root_index(n)."""
+        the index n is needed at: from its first consumer among `nodes`, else root(n)."""
         members = set(nodes)
         first: dict = {}
         for n in nodes:
@@ -236,7 +228,7 @@ class ModuleBuilder:
         own: dict = {}
         for n in reversed(nodes):
             c = first.get(n)
-            own[n] = root_index(n) if c is None else ops.operand_index(c, n, own[c])
+            own[n] = root(n) if c is None else operand_index(c, n, own[c])
         cache: dict = {}
 
         def size(e: sympy.Expr) -> ir.Value:
@@ -247,7 +239,7 @@ class ModuleBuilder:
 
         def get(node: Node, index: tuple) -> ir.Value:
             # operands first, without recursion (a chain of a thousand ops is a fine kernel)
-            top = (node, ops._normal(node.shape, index))
+            top = (node, normal_index(node.shape, index))
             stack = [(top, False)]
             while stack:
                 key, ready = stack.pop()
@@ -257,9 +249,7 @@ class ModuleBuilder:
                 if n not in members:
                     cache[key] = self.load(b, n, at, loops)
                     continue
-                operands = [
-                    (i, ops._normal(i.shape, ops.operand_index(n, i, at))) for i in n.inputs
-                ]
+                operands = [(i, normal_index(i.shape, operand_index(n, i, at))) for i in n.inputs]
                 if ready:
                     args = [value(k) for k in operands]
                     cache[key] = scalar.lower(b, n, args, self.math, size)
@@ -272,7 +262,7 @@ class ModuleBuilder:
 
     def elementwise(self, b: ir.IRBuilder, kernel: Kernel) -> None:
         domain = kernel.domain
-        root = lambda n: ops.root_index(n.shape, domain)  # noqa: E731
+        root = lambda n: root_index(n.shape, domain)  # noqa: E731
         # statements of one element (broadcast scalars) are the same at every index: they
         # are computed and stored once, ahead of the loops (in a loop, LLVM 22's vectoriser
         # could spend forever on such uniform chains next to stores it cannot disambiguate)
@@ -292,7 +282,7 @@ class ModuleBuilder:
             get, own = self.evaluator(b, kernel.nodes, known, root, loops)
             for node in kernel.outputs:
                 if node not in known:
-                    index = ops._normal(node.shape, own[node])
+                    index = normal_index(node.shape, own[node])
                     self.store(b, node, get(node, index), index, loops)
 
         cost = parallel.cost(kernel.nodes)
@@ -300,7 +290,7 @@ class ModuleBuilder:
 
     def reduce(self, b: ir.IRBuilder, kernel: Kernel) -> None:
         anchor = kernel.anchor
-        prologue, epilogue = self.split(kernel)
+        prologue, epilogue = kernel.split()
         domain, axes = kernel.domain, kernel.reduce_axes
         keep = [k for k in range(len(domain)) if k not in axes]
         ty = llvm_type(anchor.dtype)
@@ -327,10 +317,10 @@ class ModuleBuilder:
                     loops[k] = var
                 for k, var in zip(axes, inner):
                     loops[k] = var
-                root = lambda n: ops.root_index(n.shape, domain)  # noqa: E731
+                root = lambda n: root_index(n.shape, domain)  # noqa: E731
                 get, own = self.evaluator(b, prologue, {}, root, loops)
                 for node in outputs_early:
-                    index = ops._normal(node.shape, own[node])
+                    index = normal_index(node.shape, own[node])
                     self.store(b, node, get(node, index), index, loops)
                 v = get(source, broadcast_index(source.shape, domain))
                 v = scalar.convert(b, v, ty, "v") if v.type != ty else v
@@ -369,13 +359,13 @@ class ModuleBuilder:
             def root(n: Node) -> tuple:  # prologue-only nodes are never asked for here
                 if n.rank > len(out_domain):
                     return tuple(LOOP_VARS[: n.rank])
-                return ops.root_index(n.shape, out_domain)
+                return root_index(n.shape, out_domain)
 
             get, own = self.evaluator(b, prologue + epilogue, {anchor: total}, root, out_loops)
             for node in kernel.outputs:
                 if node in outputs_early:
                     continue
-                index = ops._normal(node.shape, own[node] if node in own else root(node))
+                index = normal_index(node.shape, own[node] if node in own else root(node))
                 self.store(b, node, get(node, index), index, out_loops)
 
         reduced = tuple(domain[k] for k in axes)

@@ -99,7 +99,7 @@ def fft(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     rows = self.size(b, lay.rows)
     inner = self.size(b, _product(lay.inner))
     src = b.bitcast(self.pointer(b, source), part.as_pointer(), name="src")
-    direct = kernel.outputs == [anchor] and not self.split(kernel)[1]
+    direct = kernel.outputs == [anchor] and not kernel.split()[1]
 
     count = b.sdiv(b.add(rows, _c(lay.block - 1)), _c(lay.block), name="blocks")
     with for_range(b, count, "blk") as blk:

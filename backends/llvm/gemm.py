@@ -47,11 +47,18 @@ import sympy
 from llvmlite import binding as llvm
 from llvmlite import ir
 
-from backends.llvm import ops
 from backends.llvm.complex_gemm import complex_gemm
 from backends.llvm.gemm_generated import _at, _c, _max, library_gemm, tiling
 from backends.llvm.irutil import C64, I1, I8, I8P, I32, is_complex, is_float, llvm_type, part_type
-from graphc.kernels import LOOP_VARS, Buffer, Kernel
+from graphc.kernels import (
+    LOOP_VARS,
+    Buffer,
+    Kernel,
+    batch_strides,
+    matmul_operand,
+    normal_index,
+    root_index,
+)
 from graphc.node import Node
 from graphc.shapes import dims_equal, shape_str
 
@@ -243,57 +250,6 @@ def state(builder: object) -> GemmState:
 # the matmul kernel ----------------------------------------------------------------------------
 
 
-@dataclass
-class _Operand:
-    source: Node  # the buffer read
-    transposed: bool
-    rows: sympy.Expr  # of the logical 2-D matrix
-    cols: sympy.Expr
-    rs: sympy.Expr  # element strides of the logical matrix in the buffer
-    cs: sympy.Expr
-    batch: tuple  # the buffer's batch axes
-    batch_strides: tuple
-
-
-def _operand(node: Node, kernel: Kernel, left: bool) -> _Operand:
-    members = set(kernel.nodes)
-    transposed = node.op == "transpose" and node in members
-    source = node.inputs[0] if transposed else node
-    shape = source.shape
-    one = sympy.Integer(1)
-    if node.rank == 1:  # a row (1 x k) on the left, a column (k x 1) on the right
-        k = shape[0]
-        if left:
-            return _Operand(source, False, one, k, k, one, (), ())
-        return _Operand(source, False, k, one, one, one, (), ())
-    last = shape[-1]
-    rows, cols = (shape[-1], shape[-2]) if transposed else (shape[-2], shape[-1])
-    rs, cs = (one, last) if transposed else (last, one)
-    batch = shape[:-2]
-    strides = []
-    for axis in range(len(batch)):
-        stride = one
-        for d in shape[axis + 1 :]:
-            stride = stride * d
-        strides.append(stride)
-    return _Operand(source, transposed, rows, cols, rs, cs, batch, tuple(strides))
-
-
-def _strides_over(operand: _Operand, out_batch: tuple) -> list:
-    """The operand's element stride per output batch axis (0 where broadcast)."""
-    offset = len(out_batch) - len(operand.batch)
-    strides = []
-    for q, d in enumerate(out_batch):
-        if q < offset:
-            strides.append(sympy.Integer(0))
-            continue
-        mine = operand.batch[q - offset]
-        strides.append(
-            sympy.Integer(0) if mine == 1 and d != 1 else operand.batch_strides[q - offset]
-        )
-    return strides
-
-
 def _numel(shape: tuple) -> sympy.Expr:
     total = sympy.Integer(1)
     for d in shape:
@@ -318,11 +274,11 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     # the loop vectorizes
     for arg in b.function.args[:2]:
         arg.add_attribute("noalias")
-    left, right = _operand(x, kernel, True), _operand(y, kernel, False)
+    left, right = matmul_operand(x, kernel, True), matmul_operand(y, kernel, False)
     kept = (x.rank > 1) + (y.rank > 1)
     out_batch = anchor.shape[: anchor.rank - kept]
     m, k, n = left.rows, left.cols, right.cols
-    strides_a, strides_b = _strides_over(left, out_batch), _strides_over(right, out_batch)
+    strides_a, strides_b = batch_strides(left, out_batch), batch_strides(right, out_batch)
     fold = (
         bool(out_batch)
         and not left.transposed
@@ -342,7 +298,7 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     # dtype (its value at an element is computed, reading C there, before it is stored), or
     # a scratch buffer (with several outputs a store could overwrite C before another
     # output reads it)
-    epilogue = self.split(kernel)[1]
+    epilogue = kernel.split()[1]
     same = [
         node
         for node in kernel.outputs
@@ -474,12 +430,12 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     def element(loops: list) -> None:
         offset = self.offset(b, anchor.shape, tuple(LOOP_VARS[: anchor.rank]), loops)
         known = {anchor: b.load(_at(b, base_c, offset), name="c")}
-        root = lambda n: ops.root_index(n.shape, anchor.shape)  # noqa: E731
+        root = lambda n: root_index(n.shape, anchor.shape)  # noqa: E731
         get, own = self.evaluator(b, epilogue, known, root, loops)
         for node in kernel.outputs:
             if node is anchor and storage is anchor:
                 continue
-            index = ops._normal(node.shape, own[node] if node in own else root(node))
+            index = normal_index(node.shape, own[node] if node in own else root(node))
             self.store(b, node, get(node, index), index, loops)
 
     self._nest(b, anchor.shape, element, name="e")

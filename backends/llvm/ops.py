@@ -15,7 +15,13 @@ from llvmlite import ir
 from backends.llvm import parallel, scalar
 from backends.llvm.irutil import I64, convert, for_range, is_float, llvm_type
 from backends.llvm.scalar import Emitter
-from graphc.kernels import LOOP_VARS, Kernel, broadcast_index
+from graphc.kernels import (
+    LOOP_VARS,
+    Kernel,
+    normal_index,
+    operand_index,
+    root_index,
+)
 
 
 def _math(self, b: ir.IRBuilder, ty: ir.Type) -> Emitter:  # noqa: ANN001
@@ -30,7 +36,7 @@ def _finish(self, b: ir.IRBuilder, kernel: Kernel, value: ir.Value, loops: list)
     index, derived from its consumer's: the sinks of the epilogue (the statements nothing
     in the kernel reads) have the anchor's shape and take the loop variables as they are."""
     anchor = kernel.anchor
-    epilogue = self.split(kernel)[1]
+    epilogue = kernel.split()[1]
     members = set(epilogue)
     first_consumer: dict = {}
     for node in epilogue:
@@ -45,10 +51,10 @@ def _finish(self, b: ir.IRBuilder, kernel: Kernel, value: ir.Value, loops: list)
         else:
             own[node] = operand_index(consumer, node, own[consumer])
     anchor_index = tuple(LOOP_VARS[: anchor.rank])
-    cache = {(anchor, _normal(anchor.shape, anchor_index)): value}
+    cache = {(anchor, normal_index(anchor.shape, anchor_index)): value}
 
     def get(node, index: tuple) -> ir.Value:  # noqa: ANN001
-        key = (node, _normal(node.shape, index))
+        key = (node, normal_index(node.shape, index))
         if key in cache:
             return cache[key]
         if node is anchor:
@@ -66,35 +72,7 @@ def _finish(self, b: ir.IRBuilder, kernel: Kernel, value: ir.Value, loops: list)
 
     for node in kernel.outputs:
         index = anchor_index if node is anchor else own[node]
-        self.store(b, node, get(node, index), _normal(node.shape, index), loops)
-
-
-def _normal(shape: tuple, index: tuple) -> tuple:
-    """`index` with 0 on the size-1 axes (where any loop variable is 0)."""
-    return tuple(sympy.Integer(0) if d == 1 else i for d, i in zip(shape, index))
-
-
-def root_index(shape: tuple, domain: tuple) -> tuple:
-    """The index of a kernel output of `shape` in a loop over `domain`: the same elements in
-    order when the two differ only by size-1 axes (a unit reshape changed the rank inside
-    the kernel), numpy's right-aligned broadcasting otherwise."""
-    if len(shape) != len(domain) and [d for d in shape if d != 1] == [d for d in domain if d != 1]:
-        variables = [LOOP_VARS[k] for k, d in enumerate(domain) if d != 1]
-        return tuple(sympy.Integer(0) if d == 1 else variables.pop(0) for d in shape)
-    return broadcast_index(shape, domain)
-
-
-def operand_index(consumer, operand, index: tuple) -> tuple:  # noqa: ANN001
-    """The index of `operand` of elementwise statement `consumer` evaluated at `index` (a
-    tuple of loop variables or 0 per axis of consumer): the same elements for a unit
-    reshape, numpy's right-aligned broadcasting otherwise."""
-    if consumer.op == "reshape":
-        kept = [i for i, d in zip(index, consumer.shape) if d != 1]
-        return tuple(sympy.Integer(0) if d == 1 else kept.pop(0) for d in operand.shape)
-    offset = len(index) - operand.rank
-    return tuple(
-        sympy.Integer(0) if d == 1 else index[offset + k] for k, d in enumerate(operand.shape)
-    )
+        self.store(b, node, get(node, index), normal_index(node.shape, index), loops)
 
 
 SHORT_ROW = 32  # static rows up to this length are emitted unrolled (see _short_row)
