@@ -12,8 +12,9 @@ import graphc as gc
 from graphc.bench.timing import measure
 
 COPY_ELEMENTS = 16 * 1024 * 1024  # 64 MB of float32: far beyond the caches
-FMA_ELEMENTS = 4096  # 16 KB: stays in L1
-FMA_STEPS = 256  # y <- y*a + b, 2 flops each
+FMA_ELEMENTS = 16384  # 64 KB: stays in L2
+FMA_STEPS = 32  # y <- y*a + b, 2 flops each, in each of
+FMA_CHAINS = 12  # independent chains
 GEMM_N = 1024
 
 
@@ -45,14 +46,17 @@ def copy_bandwidth(backend: str, elements: int = COPY_ELEMENTS) -> float:
 
 def fma_flops(backend: str) -> float:
     x, a, b = gc.input("x", (FMA_ELEMENTS,)), gc.input("a", ()), gc.input("b", ())
-    y = x
-    for _ in range(FMA_STEPS):
-        y = y * a + b  # a, b are inputs: nothing folds; one fused kernel of FMAs
-    f = gc.compile([x, a, b], y, backend=backend)
+    total = None
+    for chain in range(FMA_CHAINS):  # independent chains: the FMA units, not their latency
+        y = x + float(chain)
+        for _ in range(FMA_STEPS):
+            y = y * a + b  # a, b are inputs: nothing folds; one fused kernel of FMAs
+        total = y if total is None else total + y
+    f = gc.compile([x, a, b], total, backend=backend)
     data = np.random.default_rng(0).random(FMA_ELEMENTS).astype(np.float32)
     a_value, b_value = np.float32(0.999), np.float32(0.001)
     seconds = measure(lambda: f(data, a_value, b_value), budget=0.5).median
-    return 2 * FMA_STEPS * FMA_ELEMENTS / seconds
+    return (2 * FMA_STEPS + 2) * FMA_CHAINS * FMA_ELEMENTS / seconds
 
 
 def blas_flops() -> float:
