@@ -122,7 +122,12 @@ def _coerce_argument(node: Node, value: Any) -> np.ndarray:
 
 
 class Function:
-    """A compiled graph: call it with arrays, get arrays; parameters persist between calls."""
+    """A compiled graph: call it with arrays, get arrays; parameters persist between calls.
+
+    Calls may come from several Python threads at once. A Function without updates runs
+    them concurrently (backends keep scratch buffers per thread); one with updates runs one
+    call at a time (a lock), so every step reads the parameters the previous one wrote.
+    """
 
     def __init__(
         self,
@@ -257,12 +262,15 @@ class Function:
         # a backend whose results are new arrays each call (fresh_results) hands them over
         # as they are; others may return their own buffers or views of inputs: copied
         owned = getattr(self.executable, "fresh_results", False)
-        with self._lock:
+        n = len(self.outputs)
+        if not self.updates:  # nothing shared is written: calls from several threads overlap
             results = self.executable.run(feeds, bindings)
-            n = len(self.outputs)
-            for (param, _), value in zip(self.updates, results[n:]):
-                state = param.attrs["state"]
-                state.value = value if owned else np.array(value, dtype=param.dtype, copy=True)
+        else:
+            with self._lock:  # a step reads the parameters the previous step wrote
+                results = self.executable.run(feeds, bindings)
+                for (param, _), value in zip(self.updates, results[n:]):
+                    state = param.attrs["state"]
+                    state.value = value if owned else np.array(value, dtype=param.dtype, copy=True)
         outputs = results[:n] if owned else [np.array(r, copy=True) for r in results[:n]]
         return outputs[0] if self.single_output else tuple(outputs)
 
