@@ -184,14 +184,24 @@ def _dilated(w: Node, dilation: tuple) -> Node:
 
 
 def _mix_channels(xf: Node, wf: Node, node: Node) -> Node:
-    """sum over input channels (per group) of the spectra's products: (N, C_out, *bins)."""
+    """sum over input channels (per group) of the spectra's products: (N, C_out, *bins), as
+    one complex matrix product per bin and group, all of them in one batched matmul."""
     g = node.attrs["groups"]
     n, c_in, c_out = xf.shape[0], xf.shape[1], wf.shape[0]
     bins = tuple(xf.shape[2:])
-    xg = shp.reshape(xf, (n, g, 1, c_in / g, *bins))
-    wg = shp.reshape(wf, (g, c_out / g, c_in / g, *bins))
-    yf = red.sum(ew_ops.ew("mul", xg, wg), 3)  # (N, g, C_out/g, *bins)
-    return shp.reshape(yf, (n, c_out, *bins))
+    d = len(bins)
+    if g > 1:  # a group axis: (N, g, C/g, *bins), (g, C_out/g, C/g, *bins)
+        xf = shp.reshape(xf, (n, g, c_in / g, *bins))
+        wf = shp.reshape(wf, (g, c_out / g, c_in / g, *bins))
+    lead = xf.rank - d - 2  # 1 with a group axis, else 0
+    front = tuple(range(lead + 2, lead + 2 + d))
+    x_group, w_group = (1,) * lead, (0,) * lead
+    xt = shp.transpose(xf, (*front, *x_group, 0, lead + 1))  # (*bins, [g], N, C/g)
+    wt = shp.transpose(wf, (*front, *w_group, lead + 1, lead))  # (*bins, [g], C/g, C_out/g)
+    yt = matmul(xt, wt)  # y[b] = x[b] @ w[b] per bin (and group): (*bins, [g], N, C_out/g)
+    back = (d + lead, *range(d, d + lead), d + lead + 1, *range(d))
+    y = shp.transpose(yt, back)  # (N, [g], C_out/g, *bins)
+    return shp.reshape(y, (n, c_out, *bins)) if g > 1 else y
 
 
 def lower_conv_fft(node: Node) -> Node:
