@@ -14,7 +14,9 @@ per-unit costs of the machine:
           seconds per F*log2(F); the channel mixing, one batched complex matmul of
           (N x C_in/g) @ (C_in/g x C_out/g) per bin of the B-bin half spectrum and group, is
           N*C_out*C_in/g*B complex multiply-adds at `cgemm` seconds each, and the transposes
-          around it copy (N*C_in + N*C_out)*B complex numbers (2 floats each, `copy`).
+          around it copy (N*C_in + N*C_out + C_out*C_in/g)*B complex numbers (2 floats each,
+          `copy`; no weights for a constant kernel). conv_transpose and conv_wgrad (stride 1)
+          have the same counts: their mixing sums over C_out and over N.
 
 Fixed costs (the backend's per-op overheads) and per-offset overheads come from timing tiny
 convolutions of each algorithm. The unit costs come from `calibrate()`, a measurement of
@@ -140,7 +142,9 @@ def estimate(node: Node, algo: str) -> float:
         weights = 0 if _constant_weight(node) else c_out * (c_in // g)
         transforms = n * c_in + weights + n * c_out
         bins = c["B"]
-        moved = 2 * (n * c_in + n * c_out) * bins  # floats through the transposes
+        # floats through the transposes to and from the per-bin layout (a constant weight's
+        # is folded)
+        moved = 2 * (n * c_in + n * c_out + (weights and c_out * (c_in // g))) * bins
         copy = u["copy_big"] if moved > BIG else u["copy"]
         return (
             u["base_fft"]

@@ -1,5 +1,6 @@
-"""The FFT lowering of conv (graphc/passes/conv.py) mixes channels with one batched complex
-matmul per bin (no reduction over channels), and equals the direct convolution."""
+"""The FFT lowerings of conv and of its derivatives conv_transpose and conv_wgrad
+(graphc/passes/conv.py) mix channels with one batched complex matmul per bin (no reduction
+over channels), and equal the direct convolution."""
 
 import numpy as np
 import pytest
@@ -70,10 +71,45 @@ def test_periodic_fft_conv_equals_direct_conv(groups):
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
 
 
-def test_fft_conv_gradients_equal_direct_ones():
-    inputs, feeds, y_fft, y_direct = _case(2, 2, constant=False)
-    x, w = inputs
-    grads = gc.grad(gc.sum(y_fft * y_fft), [x, w]) + gc.grad(gc.sum(y_direct * y_direct), [x, w])
-    gx_fft, gw_fft, gx_direct, gw_direct = gc.compile(inputs, grads, backend="llvm")(*feeds)
-    for got, want in ((gx_fft, gx_direct), (gw_fft, gw_direct)):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+def _derivatives(d, groups, **options):
+    """(inputs, feeds, {algo: [dx, dw]}) of conv's vjp, by fft and by direct convolutions."""
+    rng = np.random.default_rng(d + 7 * groups)
+    xs = rng.standard_normal((3, 4, *SPATIAL[d]))
+    ws = rng.standard_normal((6, 4 // groups, *KERNEL[d]))
+    x = gc.input("x", xs.shape, "float64")
+    w = gc.input("w", ws.shape, "float64")
+    shape = gc.conv(x, w, groups=groups, **options).shape
+    dy = gc.input("dy", tuple(shape), "float64")
+    grads = {}
+    for algo in ("fft", "direct"):
+        y = gc.conv(x, w, groups=groups, algo=algo, **options)
+        grads[algo] = gc.vjp([y], [x, w], [dy])
+    dys = rng.standard_normal(tuple(int(n) for n in shape))
+    return [x, w, dy], [xs, ws, dys], grads
+
+
+def _assert_close(got, want):
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("options", [{"padding": "same"}, {"padding": 1, "dilation": 2}])
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_fft_derivatives_mix_with_matmuls_and_equal_direct_ones(d, groups, options):
+    inputs, feeds, grads = _derivatives(d, groups, **options)
+    nodes = _lowered(grads["fft"][0]) + _lowered(grads["fft"][1])
+    assert not any(n.op.startswith("conv") or get(n.op).kind == "reduce" for n in nodes)
+    assert sum(n.op == "matmul" for n in nodes) == 2  # conv_transpose's and conv_wgrad's
+    f = gc.compile(inputs, grads["fft"] + grads["direct"], backend="llvm")
+    dx, dw, dx_direct, dw_direct = f(*feeds)
+    _assert_close([dx, dw], [dx_direct, dw_direct])
+
+
+def test_strided_derivatives_have_no_fft_form_and_use_gemm():
+    inputs, feeds, grads = _derivatives(2, 1, stride=2, padding=1)
+    f = gc.compile(inputs, grads["fft"] + grads["direct"])
+    why = "no fft form (symbolic sizes or stride > 1), using gemm"
+    assert sum(why in line for line in f.pass_log) == 2
+    dx, dw, dx_direct, dw_direct = f(*feeds)
+    _assert_close([dx, dw], [dx_direct, dw_direct])
