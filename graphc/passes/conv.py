@@ -5,10 +5,16 @@ conv(x, w) with algo:
   "gemm"    im2col(x) -> (N, g, C/g*K, P) columns, then one matmul with w as a
             (g, C_out/g, C/g*K) matrix; a 1x1 kernel with stride 1 and no padding is a
             plain matmul on reshaped x (no im2col).
-  "fft"     zero-pad, rfft of input and flipped kernel over the spatial axes, multiply and
-            sum over input channels, irfft, crop (and subsample for stride > 1).
+  "fft"     zero-pad, rfft of input and flipped kernel over the spatial axes, mix the
+            channels: per frequency bin (and group) one complex matrix product
+            (N x C/g) @ (C/g x C_out/g), all bins in one batched matmul (BLAS cgemm/zgemm on
+            llvm) between transposes to and from the bins-first layout (a constant kernel's
+            spectrum and its transpose are folded by fold_weights); irfft, crop (and
+            subsample for stride > 1), each axis cropped right after its inverse transform.
 conv_transpose and conv_wgrad (the derivatives) lower to GEMM forms too: col2im(w^T y)
-and y im2col(x)^T.
+and y im2col(x)^T; and, for stride 1, to FFT forms mixed the same way: per bin
+(N x C_out/g) @ (C_out/g x C/g) (a full convolution of y with w) and
+(C_out/g x N) @ (N x C/g) of conj(y) and x (a correlation, kept at the kernel's lags).
 """
 
 from __future__ import annotations
@@ -118,12 +124,28 @@ def conv_fft(node: Node) -> Node:
     flipped = shp.getitem(w, (slice(None), slice(None)) + (slice(None, None, -1),) * d)
     xf = fft_ops.rfftn(x, sizes, spatial)  # (N, C, *bins)
     wf = fft_ops.rfftn(flipped, sizes, spatial)  # (C_out, C/g, *bins)
-    y = fft_ops.irfftn(_mix_channels(xf, wf, node), sizes, spatial)
-    crop = [(None, None, 1)] * 2
-    for kd, s_, m in zip(w.shape[2:], a["stride"], node.shape[2:]):
-        crop.append((int(kd) - 1, int(kd) - 1 + s_ * (int(m) - 1) + 1, s_))
-    y = apply("slice", (y,), slices=tuple(crop), index_axes=())
+    crop = [
+        (int(kd) - 1, int(kd) - 1 + s_ * (int(m) - 1) + 1, s_)
+        for kd, s_, m in zip(w.shape[2:], a["stride"], node.shape[2:])
+    ]
+    y = _irfftn_cropped(_mix_channels(xf, wf, node), sizes, crop)
     return ew_ops.cast(y, node.dtype)
+
+
+def _irfftn_cropped(spectra: Node, sizes: tuple, crop: list) -> Node:
+    """irfftn over the spatial axes (2, 3, ...) keeping only the (start, stop, step) window
+    `crop` of each: each axis is cropped as soon as its inverse is done, so the transforms
+    after it run on fewer rows."""
+    out = spectra
+    last = len(sizes) + 1
+    for axis, n, window in zip(range(2, last + 1), sizes, crop):
+        if axis < last:
+            out = fft_ops.ifft(out, n, axis)
+        else:
+            out = fft_ops.irfft(out, n, axis)
+        slices = tuple(window if q == axis else (None, None, 1) for q in range(out.rank))
+        out = apply("slice", (out,), slices=slices, index_axes=())
+    return out
 
 
 def _periodic_source(node: Node) -> Node | None:
@@ -183,15 +205,92 @@ def _dilated(w: Node, dilation: tuple) -> Node:
     return apply("slice_grad", (w,), slices=slices, shape=(*w.shape[:2], *sizes))
 
 
+def _per_bin(t: Node, g: int, split: int, rows: int, cols: int) -> Node:
+    """Spectra t (A0, A1, *bins) as matrices (*bins, [g], A_rows, A_cols): axis `split` holds
+    the groups (split into (g, A/g) when g > 1); rows and cols name axes 0 and 1."""
+    d = t.rank - 2
+    lead = 0
+    if g > 1:
+        shape = list(t.shape)
+        t = shp.reshape(t, (*shape[:split], g, shape[split] / g, *shape[split + 1 :]))
+        lead = 1
+
+    def position(axis: int) -> int:  # where axis 0 or 1 went after the split
+        return axis + lead if axis >= split else axis
+
+    front = tuple(range(2 + lead, 2 + lead + d))
+    return shp.transpose(t, (*front, *(split,) * lead, position(rows), position(cols)))
+
+
+def _from_bins(m: Node, g: int, into: int) -> Node:
+    """Matrices m (*bins, [g], R, C) back to spectra (A0, A1, *bins): (R, C) with the groups
+    merged into axis `into` (0: A0 = g*R, 1: A1 = g*C)."""
+    lead = 1 if g > 1 else 0
+    d = m.rank - 2 - lead
+    r, c = d + lead, d + lead + 1
+    groups = (d,) * lead
+    axes = (*groups, r, c) if into == 0 else (r, *groups, c)
+    y = shp.transpose(m, (*axes, *range(d)))
+    rows, cols = m.shape[r], m.shape[c]
+    shape = (g * rows, cols) if into == 0 else (rows, g * cols)
+    return shp.reshape(y, (*shape, *m.shape[:d])) if g > 1 else y
+
+
 def _mix_channels(xf: Node, wf: Node, node: Node) -> Node:
-    """sum over input channels (per group) of the spectra's products: (N, C_out, *bins)."""
+    """sum over input channels (per group) of the spectra's products: (N, C_out, *bins), as
+    one complex matrix product per bin and group, all of them in one batched matmul."""
     g = node.attrs["groups"]
-    n, c_in, c_out = xf.shape[0], xf.shape[1], wf.shape[0]
-    bins = tuple(xf.shape[2:])
-    xg = shp.reshape(xf, (n, g, 1, c_in / g, *bins))
-    wg = shp.reshape(wf, (g, c_out / g, c_in / g, *bins))
-    yf = red.sum(ew_ops.ew("mul", xg, wg), 3)  # (N, g, C_out/g, *bins)
-    return shp.reshape(yf, (n, c_out, *bins))
+    xt = _per_bin(xf, g, 1, 0, 1)  # (*bins, [g], N, C/g)
+    wt = _per_bin(wf, g, 0, 1, 0)  # (*bins, [g], C/g, C_out/g): folded when w is constant
+    return _from_bins(matmul(xt, wt), g, 1)  # y[b] = x[b] @ w[b]
+
+
+def _mix_outputs(yf: Node, wf: Node, node: Node) -> Node:
+    """sum over output channels of the spectra's products: (N, C_in, *bins)."""
+    g = node.attrs["groups"]
+    yt = _per_bin(yf, g, 1, 0, 1)  # (*bins, [g], N, C_out/g)
+    wt = _per_bin(wf, g, 0, 0, 1)  # (*bins, [g], C_out/g, C/g)
+    return _from_bins(matmul(yt, wt), g, 1)  # x[b] = y[b] @ w[b]
+
+
+def _mix_examples(xf: Node, yf: Node, node: Node) -> Node:
+    """sum over examples of conj(y)'s and x's spectra's products: (C_out, C/g, *bins)."""
+    g = node.attrs["groups"]
+    yt = _per_bin(ew_ops.conj(yf), g, 1, 1, 0)  # (*bins, [g], C_out/g, N)
+    xt = _per_bin(xf, g, 1, 0, 1)  # (*bins, [g], N, C/g)
+    return _from_bins(matmul(yt, xt), g, 0)  # w[b] = y[b]^H @ x[b]
+
+
+def conv_transpose_fft(node: Node) -> Node:
+    # x_padded[t] = sum_o sum_j y[t - dil*j] w[j]: the full convolution of y with the dilated
+    # kernel, irfft(rfft(y) * rfft(w)) over L >= the padded input size (no wrap), cropped
+    y, w = node.inputs
+    a = node.attrs
+    spatial = tuple(range(2, w.rank))
+    size = [int(n) for n in a["input_size"]]
+    sizes = tuple(costs.fast_length(n + p0 + p1) for n, (p0, p1) in zip(size, a["padding"]))
+    w = _dilated(w, a["dilation"])
+    yf = fft_ops.rfftn(y, sizes, spatial)  # (N, C_out, *bins)
+    wf = fft_ops.rfftn(w, sizes, spatial)  # (C_out, C/g, *bins)
+    crop = [(p0, p0 + n, 1) for n, (p0, _) in zip(size, a["padding"])]
+    x = _irfftn_cropped(_mix_outputs(yf, wf, node), sizes, crop)
+    return ew_ops.cast(x, node.dtype)
+
+
+def conv_wgrad_fft(node: Node) -> Node:
+    # w[j] = sum_n sum_i x_padded[i + dil*j] y[i]: the correlation of x_padded with y,
+    # irfft(rfft(x) * conj(rfft(y))) over L >= the padded size (no wrap), at lags dil*j
+    x, y = node.inputs
+    a = node.attrs
+    spatial = tuple(range(2, x.rank))
+    if any(p != (0, 0) for p in a["padding"]):
+        x = shp.pad(x, ((0, 0), (0, 0), *a["padding"]))
+    sizes = tuple(costs.fast_length(int(n)) for n in x.shape[2:])
+    xf = fft_ops.rfftn(x, sizes, spatial)  # (N, C, *bins)
+    yf = fft_ops.rfftn(y, sizes, spatial)  # (N, C_out, *bins)
+    lags = [(0, dil * (int(k) - 1) + 1, dil) for k, dil in zip(a["kernel_size"], a["dilation"])]
+    w = _irfftn_cropped(_mix_examples(xf, yf, node), sizes, lags)
+    return ew_ops.cast(w, node.dtype)
 
 
 def lower_conv_fft(node: Node) -> Node:
@@ -201,20 +300,31 @@ def lower_conv_fft(node: Node) -> Node:
     return conv_fft(node)
 
 
-FFT: dict = {"conv": lower_conv_fft}
+FFT: dict = {
+    "conv": lower_conv_fft,
+    "conv_transpose": conv_transpose_fft,
+    "conv_wgrad": conv_wgrad_fft,
+}
 
 
 def _fft_possible(node: Node) -> bool:
-    """FFT lengths must be concrete: the input's spatial sizes and the kernel's."""
-    x, w = node.inputs
-    return all(n.is_number for n in (*x.shape[2:], *w.shape[2:]))
+    """FFT lengths must be concrete (the input's spatial sizes and the kernel's); the
+    derivatives have FFT forms for stride 1 only."""
+    a = node.attrs
+    if node.op != "conv" and any(s_ != 1 for s_ in a["stride"]):
+        return False
+    a_in, b_in = node.inputs
+    sizes = [*a_in.shape[2:], *b_in.shape[2:]]
+    sizes += list(a.get("input_size", ())) + list(a.get("kernel_size", ()))
+    return all(sympy.sympify(n).is_number for n in sizes)
 
 
 def _choose(node: Node, log: Callable[[str], None]) -> str:
     algo = node.attrs["algo"]
     fft_ok = node.op in FFT and _fft_possible(node)
     if algo == "fft" and not fft_ok:
-        log(f"{node.op} at {node.where}: no fft form (symbolic sizes or {node.op}), using gemm")
+        why = "symbolic sizes" if node.op == "conv" else "symbolic sizes or stride > 1"
+        log(f"{node.op} at {node.where}: no fft form ({why}), using gemm")
         return "gemm"
     if algo != "auto":
         return algo

@@ -11,8 +11,12 @@ per-unit costs of the machine:
           multiply-adds at `gemm` seconds each;
   fft     transforms of size F (the padded input) for N*C_in inputs, C_out*C_in/g kernels
           (none for a constant kernel: folded at compile time) and N*C_out outputs at `fft`
-          seconds per F*log2(F), and N*C_out*C_in/g*F/2 complex multiply-adds at `cmac`
-          seconds each.
+          seconds per F*log2(F); the channel mixing, one batched complex matmul of
+          (N x C_in/g) @ (C_in/g x C_out/g) per bin of the B-bin half spectrum and group, is
+          N*C_out*C_in/g*B complex multiply-adds at `cgemm` seconds each, and the transposes
+          around it copy (N*C_in + N*C_out + C_out*C_in/g)*B complex numbers (2 floats each,
+          `copy`; no weights for a constant kernel). conv_transpose and conv_wgrad (stride 1)
+          have the same counts: their mixing sums over C_out and over N.
 
 Fixed costs (the backend's per-op overheads) and per-offset overheads come from timing tiny
 convolutions of each algorithm. The unit costs come from `calibrate()`, a measurement of
@@ -50,7 +54,7 @@ DEFAULTS = {
     "copy_big": 6.1e-10,  # the same into a buffer larger than the caches (fresh pages)
     "gemm": 1.9e-11,  # seconds per multiply-add in a BLAS matmul
     "fft": 3.7e-10,  # seconds per F*log2(F) unit of a real FFT
-    "cmac": 6e-10,  # seconds per complex multiply-add (broadcast multiply + sum)
+    "cgemm": 2.5e-10,  # seconds per complex multiply-add in a batched complex64 BLAS matmul
 }
 BIG = 2_000_000  # elements (8 MB of float32) above which a buffer no longer fits the caches
 CACHE = Path(os.environ.get("GRAPHC_CACHE", Path.home() / ".cache" / "graphc")) / "costs.json"
@@ -88,7 +92,8 @@ def _size(d: sympy.Expr, default: int) -> int:
 
 
 def _work(node: Node) -> dict:
-    """Counts for conv-family node: N, C_in, C_out, groups, K, P (outputs), F (padded input)."""
+    """Counts for conv-family node: N, C_in, C_out, groups, K, P (outputs), F (padded input),
+    B (bins of its half spectrum)."""
     a = node.attrs
     if node.op == "conv":
         x, w = node.inputs
@@ -101,6 +106,7 @@ def _work(node: Node) -> dict:
         y_shape, x_shape, kernel = y.shape, x.shape, node.shape[2:]
     spatial_in = [_size(n, 32) for n in x_shape[2:]]
     padded = [fast_length(n + p0 + p1) for n, (p0, p1) in zip(spatial_in, a["padding"])]
+    bins = math.prod(padded[:-1]) * (padded[-1] // 2 + 1) if padded else 1
     return {
         "N": _size(x_shape[0], 1),
         "C_in": _size(x_shape[1], 1),
@@ -109,6 +115,7 @@ def _work(node: Node) -> dict:
         "K": math.prod(_size(k, 3) for k in kernel),
         "P": math.prod(_size(m, 32) for m in y_shape[2:]),
         "F": math.prod(padded),
+        "B": bins,
     }
 
 
@@ -134,11 +141,16 @@ def estimate(node: Node, algo: str) -> float:
         # a constant weight's transforms are folded at compile time (passes/simplify.py)
         weights = 0 if _constant_weight(node) else c_out * (c_in // g)
         transforms = n * c_in + weights + n * c_out
-        spectrum = f / 2 + 1
+        bins = c["B"]
+        # floats through the transposes to and from the per-bin layout (a constant weight's
+        # is folded)
+        moved = 2 * (n * c_in + n * c_out + (weights and c_out * (c_in // g))) * bins
+        copy = u["copy_big"] if moved > BIG else u["copy"]
         return (
             u["base_fft"]
             + transforms * f * math.log2(max(f, 2)) * u["fft"]
-            + n * c_out * (c_in // g) * spectrum * u["cmac"]
+            + n * c_out * (c_in // g) * bins * u["cgemm"]
+            + moved * copy
         )
     raise ValueError(f"unknown convolution algorithm {algo!r}")
 
@@ -211,10 +223,11 @@ def calibrate(save: bool = True) -> dict:
     signal = rng.standard_normal((16, 64, 64)).astype(np.float32)
     t = _best(lambda: np.fft.irfftn(np.fft.rfftn(signal, axes=(1, 2)), (64, 64), axes=(1, 2)))
     measured["fft"] = t / (2 * 16 * 4096 * 12)
-    spec = np.fft.rfftn(signal, axes=(1, 2))
-    kern = np.fft.rfftn(rng.standard_normal((8, 16, 64, 64)), axes=(2, 3)).astype(np.complex64)
-    t = _best(lambda: np.sum(spec[None] * kern, axis=1))
-    measured["cmac"] = t / (8 * 16 * 64 * 33)
+    # the FFT's channel mixing: per bin, (N x C) @ (C x C_out), the weights beyond the caches
+    spectra = (rng.standard_normal((512, 8, 64)) + 1j).astype(np.complex64)
+    kern = (rng.standard_normal((512, 64, 64)) + 1j).astype(np.complex64)
+    t = _best(lambda: np.matmul(spectra, kern))
+    measured["cgemm"] = t / (512 * 8 * 64 * 64)
     _units.clear()
     _units.update(measured)
     if save:
