@@ -2,7 +2,7 @@
 
 For 1024^3 float32 (the headline), then a few other shapes, prints the best-of-N GFLOP/s of
 numpy's matmul (OpenBLAS), the llvm backend's BLAS path (the same OpenBLAS's sgemm/dgemm,
-called from the compiled kernel) and its generated tiled GEMM (backends/llvm/gemm_generated.py), each
+called from the compiled kernel) and its generated tiled GEMM (gemm_generated.py), each
 through a compiled graphc Function `x @ w` (so including the call and the output allocation,
 as numpy allocates its result too). Run:
 
