@@ -360,6 +360,9 @@ def bench_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         given = list(argv) if argv is not None else sys.argv[1:]
         command = [sys.executable, "-m", "graphc", *given]
         return subprocess.run(command, env={**os.environ, **wanted}).returncode
+    if hasattr(os, "sched_setaffinity") and threads < len(os.sched_getaffinity(0)):
+        # peers with pools of their own (XLA's, for one) then use only these cores too
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
     peers = tuple(p for p in args.peers.split(",") if p)
     unknown = [p for p in peers if p not in PEERS]
     if unknown:
