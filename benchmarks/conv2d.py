@@ -8,9 +8,8 @@ inference: the weight is a constant (gc.constant), so its transforms (the FFT of
 training:  the weight is a parameter; forward and both gradients (dx, dw for a given dy).
 Values are checked against torch before timing. Median of --repeat calls, torch and the
 algorithms timed in turns (direct, seconds a call, alone and up to --direct-max). "auto
-chose" is the cost model's pick (f.explain(), shown even where that lowering has no llvm
-kernel); "torch/auto" > 1 means graphc is faster. An algorithm whose lowering the llvm
-backend cannot compile yet (FFTs: NotImplementedError) is shown as n/a.
+chose" is the cost model's pick (f.explain()); "torch/auto" > 1 means graphc is faster. An
+algorithm whose lowering a backend cannot compile (NotImplementedError) is shown as n/a.
 """
 
 from __future__ import annotations
@@ -137,7 +136,7 @@ def measure(n: int, args: argparse.Namespace) -> None:
             auto = times.get("auto", float("nan"))
             print(f"{k:>3}{torch_ms:>9.1f}{shown}{pick:>12}{harness.ratio(auto, torch_ms):>12}")
         print(
-            "(n/a: the llvm backend has no kernel for that lowering yet, e.g. FFTs; slow: "
+            "(n/a: the backend has no kernel for that lowering; slow: "
             f"direct loops past {args.direct_max}x{args.direct_max} take minutes, see --direct-max)"
         )
     sys.stdout.flush()
