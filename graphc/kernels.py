@@ -150,6 +150,23 @@ def root_index(shape: tuple, domain: tuple) -> tuple:
     return broadcast_index(shape, domain)
 
 
+def statement_indices(nodes: list, root) -> dict:  # noqa: ANN001
+    """{statement: the index it is needed at} for a kernel's elementwise `nodes` (in order):
+    a statement read by another of `nodes` is needed where its first consumer reads it,
+    the others (the sinks) at root(statement)."""
+    members = set(nodes)
+    first: dict = {}
+    for n in nodes:
+        for i in n.inputs:
+            if i in members:
+                first.setdefault(i, n)
+    own: dict = {}
+    for n in reversed(nodes):  # consumers before their operands
+        consumer = first.get(n)
+        own[n] = root(n) if consumer is None else operand_index(consumer, n, own[consumer])
+    return own
+
+
 def operand_index(consumer: Node, operand: Node, index: tuple) -> tuple:
     """The index of `operand` of elementwise statement `consumer` evaluated at `index` (a
     tuple of loop variables or 0 per axis of consumer): the same elements for a unit

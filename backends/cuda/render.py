@@ -32,6 +32,7 @@ from graphc.kernels import (
     broadcast_index,
     operand_index,
     root_index,
+    statement_indices,
 )
 from graphc.node import Node
 
@@ -353,15 +354,7 @@ class Renderer:
         operand at its own index; own[n] is the index n is needed at. A value in `known`
         exists only at its index in `at` (when given there)."""
         members = set(nodes)
-        first: dict = {}
-        for n in nodes:
-            for i in n.inputs:
-                if i in members:
-                    first.setdefault(i, n)
-        own: dict = {}
-        for n in reversed(nodes):
-            c = first.get(n)
-            own[n] = root(n) if c is None else operand_index(c, n, own[c])
+        own = statement_indices(nodes, root)
         cache: dict = {}
 
         def get(node: Node, index: tuple) -> str:

@@ -31,6 +31,7 @@ from graphc.kernels import (
     normal_index,
     operand_index,
     root_index,
+    statement_indices,
 )
 from graphc.node import Node
 
@@ -220,15 +221,7 @@ class ModuleBuilder:
         own index (broadcasting and unit reshapes change ranks inside a kernel); own[n] is
         the index n is needed at: from its first consumer among `nodes`, else root(n)."""
         members = set(nodes)
-        first: dict = {}
-        for n in nodes:
-            for i in n.inputs:
-                if i in members:
-                    first.setdefault(i, n)
-        own: dict = {}
-        for n in reversed(nodes):
-            c = first.get(n)
-            own[n] = root(n) if c is None else operand_index(c, n, own[c])
+        own = statement_indices(nodes, root)
         cache: dict = {}
 
         def size(e: sympy.Expr) -> ir.Value:

@@ -21,6 +21,7 @@ from graphc.kernels import (
     normal_index,
     operand_index,
     root_index,
+    statement_indices,
 )
 
 
@@ -38,18 +39,7 @@ def _finish(self, b: ir.IRBuilder, kernel: Kernel, value: ir.Value, loops: list)
     anchor = kernel.anchor
     epilogue = kernel.split()[1]
     members = set(epilogue)
-    first_consumer: dict = {}
-    for node in epilogue:
-        for i in node.inputs:
-            if i in members:
-                first_consumer.setdefault(i, node)
-    own: dict = {}
-    for node in reversed(epilogue):  # consumers before their operands
-        consumer = first_consumer.get(node)
-        if consumer is None:
-            own[node] = root_index(node.shape, anchor.shape)
-        else:
-            own[node] = operand_index(consumer, node, own[consumer])
+    own = statement_indices(epilogue, lambda n: root_index(n.shape, anchor.shape))
     anchor_index = tuple(LOOP_VARS[: anchor.rank])
     cache = {(anchor, normal_index(anchor.shape, anchor_index)): value}
 
