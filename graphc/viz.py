@@ -9,8 +9,9 @@ Leaves and results are told apart by shape and colour:
 - outputs: green, double border; the new values of a Function's updates: orange,
   double border, with a dashed "update" edge back to the param they replace.
 
-Edges run in the direction data flows (from an operand to the op that reads it);
-an op with several operands numbers its edges by argument position.
+Edges run in the direction data flows (from an operand to the op that reads it) and are
+labelled with the tensor's shape; an op with several operands numbers its edges by argument
+position.
 """
 
 from __future__ import annotations
@@ -61,9 +62,13 @@ def _attrs(attrs: dict) -> str:
     return ", ".join(f"{key}={quote(value)}" for key, value in attrs.items())
 
 
-def _shape_text(node: Node) -> str:
+def _dims_text(node: Node) -> str:
     dims = ", ".join(str(d) for d in node.shape)
-    return f"({dims}{',' if len(node.shape) == 1 else ''}) {node.dtype}"
+    return f"({dims}{',' if len(node.shape) == 1 else ''})"
+
+
+def _shape_text(node: Node) -> str:
+    return f"{_dims_text(node)} {node.dtype}"
 
 
 def _head(node: Node) -> str:
@@ -163,8 +168,9 @@ def to_dot(
     for node in order:
         numbered = len(node.inputs) > 1
         for index, source in enumerate(node.inputs):
-            attrs = f" [label={quote(str(index))}]" if numbered else ""
-            lines.append(f"  {ids[source]} -> {ids[node]}{attrs};")
+            size = _dims_text(source)  # the tensor that flows, and its operand position
+            label = f"{index}: {size}" if numbered else size
+            lines.append(f"  {ids[source]} -> {ids[node]} [label={quote(label)}];")
     for param, new in updates:
         lines.append(
             f'  {ids[new]} -> {ids[param]} [style=dashed, color="#d9480f", '

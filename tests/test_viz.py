@@ -91,9 +91,9 @@ def test_edges_follow_data_flow():
     y = gc.exp(x) - x
     text = gc.to_dot(y)
     ids = {label: node for node, label in re.findall(r'(n\d+) \[.*?label="(\w+)', text)}
-    assert re.search(rf"{ids['input']} -> {ids['exp']};", text)
-    assert f'{ids["exp"]} -> {ids["sub"]} [label="0"];' in text
-    assert f'{ids["input"]} -> {ids["sub"]} [label="1"];' in text
+    assert f'{ids["input"]} -> {ids["exp"]} [label="(N, 3)"];' in text
+    assert f'{ids["exp"]} -> {ids["sub"]} [label="0: (N, 3)"];' in text
+    assert f'{ids["input"]} -> {ids["sub"]} [label="1: (N, 3)"];' in text
 
 
 def test_function_draws_outputs_and_updates():
