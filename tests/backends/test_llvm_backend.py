@@ -182,3 +182,27 @@ def test_a_chain_of_800_elementwise_ops_is_one_kernel_without_recursion_limits()
     for _ in range(400):
         expected = expected * np.float32(0.999) + np.float32(0.001)
     np.testing.assert_allclose(f(xv, np.float32(0.999), np.float32(0.001)), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "shape, axes",
+    [
+        ((37, 50), (1, 0)),  # tiles with remainders on both edges
+        ((5, 16, 33), (2, 0, 1)),
+        ((3, 1, 17, 40), (2, 3, 1, 0)),  # a size-1 axis among the outer ones
+        ((2, 3, 19, 21), (2, 3, 0, 1)),
+        ((7, 9, 11), (0, 2, 1)),
+        ((4, 6, 8), (1, 0, 2)),  # the last axis stays last: no tiles
+    ],
+)
+def test_transposes_in_tiles_with_an_epilogue(shape, axes):
+    N = gc.dim("N")
+    x = gc.input("x", (N, *shape[1:]), dtype="float64")
+    y = gc.transpose(x, axes) * 2.0 + 1.0
+    f = gc.compile([x], y, backend="llvm")
+    assert any(
+        k.anchor is not None and k.anchor.op == "transpose" for k in f.program.kernels.kernels
+    )
+    for n in (shape[0], 1):
+        xv = np.random.default_rng(n).normal(size=(n, *shape[1:]))
+        np.testing.assert_array_equal(f(xv), np.transpose(xv, axes) * 2.0 + 1.0)
