@@ -25,6 +25,7 @@ from backends.llvm import conv_ops, fft_ops, gemm, ops, parallel, pool_ops, scal
 from backends.llvm.irutil import F32, F64, I8P, I64, for_range, is_complex, is_float, llvm_type
 from graphc.kernels import (
     LOOP_VARS,
+    Buffer,
     Kernel,
     KernelProgram,
     broadcast_index,
@@ -119,9 +120,18 @@ class ModuleBuilder:
         slot = b.gep(sizes, [ir.Constant(I64, self.size_index[expr])], name="size.ptr")
         return b.load(slot, name=f"size.{expr}".replace(" ", ""))
 
+    def scratch(self, node: Node) -> None:
+        """Give `node` (a value no kernel output stores, e.g. an anchor whose epilogue is what
+        is stored) a temporary buffer of its own: the runtime allocates every "temp" of
+        buffer_list, in each thread's arena."""
+        if node not in self.buffer_index:
+            self.buffer_index[node] = len(self.buffer_list)
+            self.buffer_list.append(Buffer(f"scratch{len(self.buffer_list)}", node, "temp"))
+
     def pointer(self, b: ir.IRBuilder, node: Node) -> ir.Value:
+        """The typed pointer to `node`'s buffer (its source's, for a view; its scratch)."""
         source = node
-        while self.program.buffers[source].kind == "view":
+        while source in self.program.buffers and self.program.buffers[source].kind == "view":
             source = source.inputs[0]
         bufs = b.function.args[0]
         # loaded once, in the entry block: LLVM does not prove that the kernel's stores leave
@@ -131,7 +141,8 @@ class ModuleBuilder:
         if found is None:
             with b.goto_entry_block():
                 slot = b.gep(bufs, [ir.Constant(I64, self.buffer_index[source])], name="buf.ptr")
-                raw = b.load(slot, name=f"buf.{self.program.buffers[source].name}")
+                name = self.buffer_list[self.buffer_index[source]].name
+                raw = b.load(slot, name=f"buf.{name}")
                 found = b.bitcast(raw, llvm_type(node.dtype).as_pointer(), name="typed")
             self._pointers[key] = found
         return found

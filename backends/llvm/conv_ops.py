@@ -50,13 +50,12 @@ def covering(self, b, pos, k, extents, strides, dilations, befores):  # noqa: AN
     return index, inside
 
 
-def _source(self, b, attrs, pos, k, extent):  # noqa: ANN001, ANN202
-    """(clamped index, inside?) of the input position out*stride + k*dilation - pad_before."""
+def tap_source(self, b, pos, k, extents, strides, dilations, befores):  # noqa: ANN001, ANN202
+    """(clamped index, inside?) of the input position out*stride + k*dilation - before of
+    window tap k at output position pos (a conv's, or a pool's with dilation 1)."""
     inside = ir.Constant(ir.IntType(1), 1)
     index = []
-    for p, kk, n, s, d, (before, _) in zip(
-        pos, k, extent, attrs["stride"], attrs["dilation"], attrs["padding"]
-    ):
+    for p, kk, n, s, d, before in zip(pos, k, extents, strides, dilations, befores):
         at = b.sub(
             b.add(b.mul(p, _const(s), name="ps"), b.mul(kk, _const(d), name="kd"), name="pk"),
             _const(before),
@@ -72,62 +71,77 @@ def _source(self, b, attrs, pos, k, extent):  # noqa: ANN001, ANN202
     return index, inside
 
 
+def _source(self, b, attrs, pos, k, extent):  # noqa: ANN001, ANN202
+    """tap_source with a conv's stride, dilation and padding."""
+    befores = [before for before, _ in attrs["padding"]]
+    return tap_source(self, b, pos, k, extent, attrs["stride"], attrs["dilation"], befores)
+
+
+def _direct(self, b: ir.IRBuilder, kernel: Kernel, taps: tuple, prepare, operands) -> None:  # noqa: ANN001
+    """A direct convolution kernel: each element of the anchor is the sum over the `taps`
+    loops of products u * v, where (inside, u, v) = operands(state, inner) and state =
+    prepare(loops), counting only taps whose input position lies inside; then the epilogue.
+    The outer loops (batch and channels) split over threads."""
+    ty = llvm_type(kernel.anchor.dtype)
+
+    def element(loops: list) -> None:
+        acc = parallel.entry_alloca(b, ty, "acc")
+        state = prepare(loops)
+        b.store(ir.Constant(ty, 0.0), acc)
+
+        def tap(inner: list) -> None:
+            inside, u, v = operands(state, inner)
+            product = b.fmul(convert(b, u, ty, "u"), convert(b, v, ty, "v"), name="uv")
+            term = b.select(inside, product, ir.Constant(ty, 0.0), name="term")
+            b.store(b.fadd(b.load(acc, name="a"), term, name="sum", flags=["reassoc", "nsz"]), acc)
+
+        self._nest(b, taps, tap, "t")
+        _finish(self, b, kernel, b.load(acc, name="total"), loops)
+
+    _outer(self, b, kernel, element, taps)
+
+
 def conv(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     # y[n, o, pos] = sum_{c, k} x[n, g*Cg + c, pos*s + k*d - p] w[o, c, k]
     anchor = kernel.anchor
     x, w = anchor.inputs
-    ty = llvm_type(anchor.dtype)
     groups = anchor.attrs["groups"]
 
-    def element(loops: list) -> None:
-        acc = parallel.entry_alloca(b, ty, "acc")
+    def prepare(loops: list) -> tuple:
         n, o, *pos = loops
         c_out_g = b.sdiv(self.size(b, w.shape[0]), _const(groups), name="cog")
-        group = b.sdiv(o, c_out_g, name="g")
-        b.store(ir.Constant(ty, 0.0), acc)
+        return n, o, pos, b.sdiv(o, c_out_g, name="g")
 
-        def tap(inner: list) -> None:
-            c, *k = inner
-            index, inside = _source(self, b, anchor.attrs, pos, k, x.shape[2:])
-            channel = b.add(b.mul(group, self.size(b, w.shape[1]), name="gc"), c, name="ch")
-            xv = convert(b, _load_at(self, b, x, [n, channel, *index]), ty, "xv")
-            wv = convert(b, _load_at(self, b, w, [o, c, *k]), ty, "wv")
-            term = b.select(inside, b.fmul(xv, wv, name="xw"), ir.Constant(ty, 0.0), name="term")
-            b.store(b.fadd(b.load(acc, name="a"), term, name="sum", flags=["reassoc", "nsz"]), acc)
+    def operands(state: tuple, inner: list) -> tuple:
+        (n, o, pos, group), (c, *k) = state, inner
+        index, inside = _source(self, b, anchor.attrs, pos, k, x.shape[2:])
+        channel = b.add(b.mul(group, self.size(b, w.shape[1]), name="gc"), c, name="ch")
+        xv = _load_at(self, b, x, [n, channel, *index])
+        return inside, xv, _load_at(self, b, w, [o, c, *k])
 
-        self._nest(b, tuple(w.shape[1:]), tap, "t")
-        _finish(self, b, kernel, b.load(acc, name="y"), loops)
-
-    _outer(self, b, kernel, element, tuple(w.shape[1:]))
+    _direct(self, b, kernel, tuple(w.shape[1:]), prepare, operands)
 
 
 def conv_wgrad(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     # dw[o, c, k] = sum_{n, pos} x[n, g*Cg + c, pos*s + k*d - p] y[n, o, pos]
     anchor = kernel.anchor
     x, y = anchor.inputs
-    ty = llvm_type(anchor.dtype)
     groups = anchor.attrs["groups"]
 
-    def element(loops: list) -> None:
-        acc = parallel.entry_alloca(b, ty, "acc")
+    def prepare(loops: list) -> tuple:
         o, c, *k = loops
         c_out_g = b.sdiv(self.size(b, y.shape[1]), _const(groups), name="cog")
         group = b.sdiv(o, c_out_g, name="g")
         channel = b.add(b.mul(group, self.size(b, anchor.shape[1]), name="gc"), c, name="ch")
-        b.store(ir.Constant(ty, 0.0), acc)
+        return o, k, channel
 
-        def tap(inner: list) -> None:
-            n, *pos = inner
-            index, inside = _source(self, b, anchor.attrs, pos, k, x.shape[2:])
-            xv = convert(b, _load_at(self, b, x, [n, channel, *index]), ty, "xv")
-            yv = convert(b, _load_at(self, b, y, [n, o, *pos]), ty, "yv")
-            term = b.select(inside, b.fmul(xv, yv, name="xy"), ir.Constant(ty, 0.0), name="term")
-            b.store(b.fadd(b.load(acc, name="a"), term, name="sum", flags=["reassoc", "nsz"]), acc)
+    def operands(state: tuple, inner: list) -> tuple:
+        (o, k, channel), (n, *pos) = state, inner
+        index, inside = _source(self, b, anchor.attrs, pos, k, x.shape[2:])
+        xv = _load_at(self, b, x, [n, channel, *index])
+        return inside, xv, _load_at(self, b, y, [n, o, *pos])
 
-        self._nest(b, (y.shape[0], *y.shape[2:]), tap, "t")
-        _finish(self, b, kernel, b.load(acc, name="dw"), loops)
-
-    _outer(self, b, kernel, element, (y.shape[0], *y.shape[2:]))
+    _direct(self, b, kernel, (y.shape[0], *y.shape[2:]), prepare, operands)
 
 
 def conv_transpose(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
@@ -135,36 +149,29 @@ def conv_transpose(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN0
     # division is exact and the position lies inside y
     anchor = kernel.anchor
     y, w = anchor.inputs
-    ty = llvm_type(anchor.dtype)
     attrs = anchor.attrs
     groups = attrs["groups"]
 
-    def element(loops: list) -> None:
-        acc = parallel.entry_alloca(b, ty, "acc")
+    def prepare(loops: list) -> tuple:
         n, channel, *pos = loops
         c_in_g = self.size(b, w.shape[1])
         group = b.sdiv(channel, c_in_g, name="g")
         c = b.srem(channel, c_in_g, name="c")
         c_out_g = b.sdiv(self.size(b, w.shape[0]), _const(groups), name="cog")
-        b.store(ir.Constant(ty, 0.0), acc)
+        return n, pos, c, b.mul(group, c_out_g, name="go")
 
-        def tap(inner: list) -> None:
-            oo, *k = inner
-            o = b.add(b.mul(group, c_out_g, name="go"), oo, name="o")
-            extents = [self.size(b, m) for m in y.shape[2:]]
-            befores = [before for before, _ in attrs["padding"]]
-            index, inside = covering(
-                self, b, pos, k, extents, attrs["stride"], attrs["dilation"], befores
-            )
-            yv = convert(b, _load_at(self, b, y, [n, o, *index]), ty, "yv")
-            wv = convert(b, _load_at(self, b, w, [o, c, *k]), ty, "wv")
-            term = b.select(inside, b.fmul(yv, wv, name="yw"), ir.Constant(ty, 0.0), name="term")
-            b.store(b.fadd(b.load(acc, name="a"), term, name="sum", flags=["reassoc", "nsz"]), acc)
+    def operands(state: tuple, inner: list) -> tuple:
+        (n, pos, c, first), (oo, *k) = state, inner
+        o = b.add(first, oo, name="o")
+        extents = [self.size(b, m) for m in y.shape[2:]]
+        befores = [before for before, _ in attrs["padding"]]
+        index, inside = covering(
+            self, b, pos, k, extents, attrs["stride"], attrs["dilation"], befores
+        )
+        yv = _load_at(self, b, y, [n, o, *index])
+        return inside, yv, _load_at(self, b, w, [o, c, *k])
 
-        self._nest(b, (c_out_g_size(w, groups), *w.shape[2:]), tap, "t")
-        _finish(self, b, kernel, b.load(acc, name="x"), loops)
-
-    _outer(self, b, kernel, element, (c_out_g_size(w, groups), *w.shape[2:]))
+    _direct(self, b, kernel, (c_out_g_size(w, groups), *w.shape[2:]), prepare, operands)
 
 
 def _outer(self, b, kernel, element, taps) -> None:  # noqa: ANN001

@@ -29,7 +29,6 @@ from llvmlite import ir
 from backends.llvm import complex_ops, fft_generated, ops
 from backends.llvm.fft_generated import constant_table
 from backends.llvm.irutil import I64, convert, for_range, llvm_type, part_type
-from backends.llvm.shape_ops import _scratch
 from graphc.kernels import Kernel
 from graphc.node import Node
 
@@ -91,9 +90,8 @@ def fft(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     size = 4 * plan.work * lay.block
     real = "float64" if part == ir.DoubleType() else "float32"
     scratch_node = Node.make("fft_scratch", (), {"elements": size}, (sympy.Integer(size),), real)
-    _scratch(self, scratch_node)
-    slot = b.gep(b.function.args[0], [_c(self.buffer_index[scratch_node])], name="buf.ptr")
-    scratch = b.bitcast(b.load(slot, name="buf.fft"), part.as_pointer(), name="scratch")
+    self.scratch(scratch_node)
+    scratch = b.bitcast(self.pointer(b, scratch_node), part.as_pointer(), name="scratch")
     chunk = plan.work * lay.block
     work = [b.gep(scratch, [_c(k * chunk)], name=f"work{k}") for k in range(4)]
     rows = self.size(b, lay.rows)

@@ -52,14 +52,12 @@ from backends.llvm.gemm_generated import _at, _c, _max, library_gemm, tiling
 from backends.llvm.irutil import C64, I1, I8, I8P, I32, is_complex, is_float, llvm_type, part_type
 from graphc.kernels import (
     LOOP_VARS,
-    Buffer,
     Kernel,
     batch_strides,
     matmul_operand,
     normal_index,
     root_index,
 )
-from graphc.node import Node
 from graphc.shapes import dims_equal, shape_str
 
 VOID = ir.VoidType()
@@ -310,9 +308,7 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     storage = anchor if anchor in kernel.outputs else (same[0] if same and only else None)
     if storage is None:
         storage = anchor
-        if anchor not in self.buffer_index:
-            self.buffer_index[anchor] = len(self.buffer_list)
-            self.buffer_list.append(Buffer(f"scratch{len(self.buffer_list)}", anchor, "temp"))
+        self.scratch(anchor)
 
     # the path
     chosen = mode()
@@ -366,7 +362,7 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     mv, nv, kv = size(m), size(n), size(k)
     base_a = self.pointer(b, left.source)
     base_b = self.pointer(b, right.source)
-    base_c = _storage_pointer(self, b, storage)
+    base_c = self.pointer(b, storage)
     rsa, csa, rsb, csb = size(left.rs), size(left.cs), size(right.rs), size(right.cs)
     ldc = nv
 
@@ -446,15 +442,6 @@ def _generated(module: ir.Module, ty: ir.Type, ta: ir.Type, tb: ir.Type, *trans:
     if is_complex(ty):
         return complex_gemm(module, ty, ta, tb)
     return library_gemm(module, ty, ta, tb, *trans)
-
-
-def _storage_pointer(self, b: ir.IRBuilder, node: Node) -> ir.Value:  # noqa: ANN001
-    if node in self.program.buffers:
-        return self.pointer(b, node)
-    bufs = b.function.args[0]
-    slot = b.gep(bufs, [_c(self.buffer_index[node])], name="buf.ptr")
-    raw = b.load(slot, name="buf.scratch")
-    return b.bitcast(raw, llvm_type(node.dtype).as_pointer(), name="typed")
 
 
 __all__ = ["BLAS_MIN_WORK", "ENV", "GENERATED_MIN", "FORCE", "GemmState", "matmul", "mode", "state"]

@@ -14,13 +14,12 @@ import itertools
 from llvmlite import ir
 
 from backends.llvm import parallel
-from backends.llvm.conv_ops import _const, _load_at, _outer, covering
+from backends.llvm.conv_ops import _const, _load_at, _outer, covering, tap_source
 from backends.llvm.irutil import I1, I64, convert, is_float, llvm_type
 from backends.llvm.ops import _finish
 from backends.llvm.shape_ops import (
     INDEX,
     _add,
-    _pointer,
     _scatter_epilogue,
     _scatter_target,
     _zero_fill,
@@ -30,18 +29,8 @@ from graphc.kernels import Kernel
 
 def _positions(self, b, attrs, pos, k, extent):  # noqa: ANN001, ANN202
     """(clamped index, inside?) of window tap k of output position pos."""
-    inside = ir.Constant(I1, 1)
-    index = []
-    for p, kk, n, s, pad in zip(pos, k, extent, attrs["stride"], attrs["padding"]):
-        at = b.sub(b.add(b.mul(p, _const(s), name="ps"), kk, name="pk"), _const(pad), name="src")
-        ok = b.and_(
-            b.icmp_signed(">=", at, _const(0), name="ge0"),
-            b.icmp_signed("<", at, self.size(b, n), name="ltn"),
-            name="in",
-        )
-        inside = b.and_(inside, ok, name="inside")
-        index.append(b.select(ok, at, _const(0), name="safe"))
-    return index, inside
+    ones = (1,) * len(pos)
+    return tap_source(self, b, pos, k, extent, attrs["stride"], ones, attrs["padding"])
 
 
 def _lowest(ty: ir.Type) -> ir.Constant:
@@ -176,7 +165,7 @@ def pool_scatter(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         n, c, *_ = loops
         flat = convert(b, _load_at(self, b, indices, loops), I64, "flat")
         offset = _plane_offset(self, b, target, n, c, flat, target.shape[2:])
-        at = b.gep(_pointer(self, b, target), [self.checked(b, target, offset)], name="at")
+        at = b.gep(self.pointer(b, target), [self.checked(b, target, offset)], name="at")
         value = convert(b, _load_at(self, b, g, loops), ty, "g")
         b.store(_add(b, b.load(at, name="old"), value, ty), at)
 

@@ -25,7 +25,7 @@ from llvmlite import ir
 from backends.llvm import complex_ops
 from backends.llvm.irutil import I8, I64, convert, is_complex, is_float, llvm_type, part_type
 from backends.llvm.ops import _finish
-from graphc.kernels import LOOP_VARS, Buffer, Kernel
+from graphc.kernels import LOOP_VARS, Kernel
 from graphc.node import Node
 
 INDEX = 3  # the failure kind (status[1]) of an index outside its axis; the runtime raises
@@ -99,28 +99,11 @@ def _any(b: ir.IRBuilder, flags: list) -> ir.Value | None:
 # buffers --------------------------------------------------------------------------------------
 
 
-def _scratch(self, node: Node) -> None:  # noqa: ANN001
-    """Give `node` (an anchor no kernel output stores) a temporary buffer of its own: the
-    runtime allocates every "temp" of the builder's buffer list."""
-    if node not in self.buffer_index:
-        self.buffer_index[node] = len(self.buffer_list)
-        self.buffer_list.append(Buffer(f"scratch{len(self.buffer_list)}", node, "temp"))
-
-
-def _pointer(self, b: ir.IRBuilder, node: Node) -> ir.Value:  # noqa: ANN001
-    if node in self.program.buffers:
-        return self.pointer(b, node)
-    bufs = b.function.args[0]
-    slot = b.gep(bufs, [_c(self.buffer_index[node])], name="buf.ptr")
-    raw = b.load(slot, name="buf.scratch")
-    return b.bitcast(raw, llvm_type(node.dtype).as_pointer(), name="typed")
-
-
 def _address(self, b: ir.IRBuilder, node: Node, index: list) -> ir.Value:  # noqa: ANN001
     """The address of node's element at the i64 values `index` (one per axis)."""
     offset = self.offset(b, node.shape, tuple(LOOP_VARS[: len(index)]), list(index))
     offset = self.checked(b, node, offset)  # a no-op unless GRAPHC_BOUNDS_CHECK=1
-    return b.gep(_pointer(self, b, node), [offset], name="at")
+    return b.gep(self.pointer(b, node), [offset], name="at")
 
 
 def _read(self, b: ir.IRBuilder, node: Node, index: list, ty: ir.Type) -> ir.Value:  # noqa: ANN001
@@ -220,7 +203,7 @@ def _scatter_target(self, kernel: Kernel) -> Node:  # noqa: ANN001
     the kernel does not store it)."""
     anchor = kernel.anchor
     if anchor not in kernel.outputs:
-        _scratch(self, anchor)
+        self.scratch(anchor)
     return anchor
 
 
