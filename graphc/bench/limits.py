@@ -25,13 +25,13 @@ class Limits:
     gemm: float  # flop/s of numpy's (BLAS) float32 matmul, GEMM_N^3
 
     @property
-    def ridge(self) -> float:
-        """flops per byte where the roofline turns from bandwidth to compute."""
-        return self.flops / self.bandwidth
+    def compute(self) -> float:
+        """The compute ceiling: the best flop/s measured here (BLAS or the FMA loop)."""
+        return max(self.flops, self.gemm)
 
     def roof(self, intensity: float) -> float:
         """The attainable flop/s at `intensity` flops per byte."""
-        return min(self.flops, self.bandwidth * intensity)
+        return min(self.compute, self.bandwidth * intensity)
 
 
 def copy_bandwidth(backend: str, elements: int = COPY_ELEMENTS) -> float:

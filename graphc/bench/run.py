@@ -76,9 +76,7 @@ def run_case(case: Case, backend: str, peers: tuple, limits: Limits, budget: flo
         "peers": {},
     }
     seconds = timing.median
-    roof = max(limits.roof(case.flops / case.bytes), 0.0)
-    if case.suite == "kernels" and case.name.startswith("gemm"):
-        roof = max(roof, limits.gemm)
+    roof = limits.roof(case.flops / case.bytes)
     row["gflops"] = case.flops / seconds / 1e9
     row["gbytes"] = case.bytes / seconds / 1e9
     row["fraction_of_roof"] = case.flops / seconds / roof if roof > 0 else None
