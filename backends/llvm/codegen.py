@@ -21,7 +21,18 @@ import sympy
 from llvmlite import ir
 
 from backends.llvm import complex_ops as cplx
-from backends.llvm import conv_ops, fft_ops, gemm, ops, parallel, pool_ops, scalar, shape_ops, vmath
+from backends.llvm import (
+    conv_ops,
+    fft_ops,
+    gemm,
+    ops,
+    parallel,
+    pool_ops,
+    scalar,
+    shape_ops,
+    vmath,
+    winograd_ops,
+)
 from backends.llvm.irutil import F32, F64, I8P, I64, for_range, is_complex, is_float, llvm_type
 from graphc.kernels import (
     LOOP_VARS,
@@ -50,6 +61,8 @@ OP_KERNELS = {
     "avg_pool_grad": "avg_pool_grad",
     "im2col": "im2col",
     "col2im": "col2im",
+    "winograd_tiles": "winograd_tiles",
+    "winograd_untiles": "winograd_untiles",
     "transpose": "transpose",
     "softmax": "softmax",
     "log_softmax": "softmax",
@@ -395,6 +408,8 @@ class ModuleBuilder:
     conv_wgrad = conv_ops.conv_wgrad
     im2col = conv_ops.im2col
     col2im = conv_ops.col2im
+    winograd_tiles = winograd_ops.tiles
+    winograd_untiles = winograd_ops.untiles
 
     # pooling: pool_ops.py
     max_pool = pool_ops.max_pool

@@ -11,6 +11,7 @@ from graphc.ops import (  # noqa: F401 - importing them fills the table
     shape,
     sources,
     structured,
+    winograd,
 )
 from graphc.ops.registry import OPS, OpDef, apply, get
 

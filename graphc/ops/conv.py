@@ -35,7 +35,7 @@ from graphc.ops.registry import apply, defjvp, defvjp, op, promote
 from graphc.ops.sources import coerce
 from graphc.shapes import dims_equal, shape_error
 
-ALGOS = ("auto", "direct", "gemm", "fft")
+ALGOS = ("auto", "direct", "gemm", "fft", "winograd")
 PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "circular": "circular", "edge": "edge"}
 _ATTRS = ("stride", "padding", "dilation", "groups", "algo")
 

@@ -29,6 +29,7 @@ from graphc.ops import elementwise as ew_ops
 from graphc.ops import fft as fft_ops
 from graphc.ops import reduce as red
 from graphc.ops import shape as shp
+from graphc.ops import winograd
 from graphc.ops.linalg import matmul
 from graphc.ops.registry import apply
 from graphc.passes import costs
@@ -307,6 +308,69 @@ FFT: dict = {
 }
 
 
+def winograd_tile(r: int) -> int:
+    """m of F(m, r): 4 outputs a tile for kernels up to 5 taps (alpha 6 or 8), else 2."""
+    return 4 if r <= 5 else 2
+
+
+def winograd_possible(node: Node) -> bool:
+    """conv or conv_transpose in 2-D with stride 1, dilation 1, one group, concrete spatial
+    sizes, kernels of 2 to 7 taps (1 x 1 is a plain matmul), padding the transpose can mirror."""
+    a = node.attrs
+    data, w = node.inputs
+    kernel = w.shape[2:]
+    if len(kernel) != 2 or a["groups"] != 1:
+        return False
+    if any(s_ != 1 for s_ in a["stride"]) or any(d_ != 1 for d_ in a["dilation"]):
+        return False
+    sizes = [*data.shape[2:], *kernel, *a.get("input_size", ())]
+    if not all(sympy.sympify(n).is_number for n in sizes):
+        return False
+    if not all(2 <= int(k) <= 7 for k in kernel):
+        return False
+    if node.op == "conv_transpose":
+        return all(0 <= p <= int(k) - 1 for k, pads in zip(kernel, a["padding"]) for p in pads)
+    return True
+
+
+def _winograd(x: Node, w: Node, padding: tuple, size: tuple, flip: bool, dtype: str) -> Node:
+    """The 'same-family' correlation y[n, o] = sum_c x_padded[n, c] * k[o, c] by F(m, r) on
+    each axis: k = w (C_out, C, r0, r1), or for flip, k[c, o] = w[o, c] rotated by 180 degrees
+    (conv_transpose as a correlation), giving an output of spatial `size`."""
+    rs = [int(k) for k in w.shape[2:]]
+    ms = [winograd_tile(r) for r in rs]
+    at, g, bt = zip(*(winograd.matrices(m, r) for m, r in zip(ms, rs)))
+    counts = tuple(-(-int(n) // m) for n, m in zip(size, ms))
+    origin = tuple(-p0 for p0, _ in padding)
+    v = winograd.tiles(x, bt, ms, origin, counts)  # (A, C_in, N*T)
+    if flip:  # the kernel reversed on each axis: G's columns reversed
+        g = tuple(tuple(row[::-1] for row in mat) for mat in g)
+    u = winograd.tiles(w, g, rs, (0, 0), (1, 1))  # (A, w.shape[1], w.shape[0])
+    if not flip:
+        u = _swap(u)  # (A, C_out, C_in); a constant kernel's is folded
+    m = matmul(u, v)  # (A, C_out, N*T)
+    y = winograd.untiles(m, at, ms, (0, 0), counts, size)
+    return ew_ops.cast(y, dtype)
+
+
+def conv_winograd(node: Node) -> Node:
+    x, w = node.inputs
+    return _winograd(x, w, node.attrs["padding"], node.shape[2:], False, node.dtype)
+
+
+def conv_transpose_winograd(node: Node) -> Node:
+    # dx = the correlation of y with w rotated, channels swapped, padded by r - 1 - p
+    y, w = node.inputs
+    padding = tuple(
+        (int(k) - 1 - p0, int(k) - 1 - p1)
+        for k, (p0, p1) in zip(w.shape[2:], node.attrs["padding"])
+    )
+    return _winograd(y, w, padding, node.shape[2:], True, node.dtype)
+
+
+WINOGRAD: dict = {"conv": conv_winograd, "conv_transpose": conv_transpose_winograd}
+
+
 def _fft_possible(node: Node) -> bool:
     """FFT lengths must be concrete (the input's spatial sizes and the kernel's); the
     derivatives have FFT forms for stride 1 only."""
@@ -326,9 +390,17 @@ def _choose(node: Node, log: Callable[[str], None]) -> str:
         why = "symbolic sizes" if node.op == "conv" else "symbolic sizes or stride > 1"
         log(f"{node.op} at {node.where}: no fft form ({why}), using gemm")
         return "gemm"
+    winograd_ok = node.op in WINOGRAD and winograd_possible(node)
+    if algo == "winograd" and not winograd_ok:
+        log(
+            f"{node.op} at {node.where}: no winograd form (it needs 2-D, stride 1, dilation 1, "
+            "one group, concrete sizes, kernels of 2 to 7 taps), using gemm"
+        )
+        return "gemm"
     if algo != "auto":
         return algo
     options = ["direct", "gemm"] + (["fft"] if fft_ok else [])
+    options += ["winograd"] if winograd_ok else []
     choice, estimates = costs.choose(node, options)
     shown = ", ".join(f"{name} {t * 1e3:.3g} ms" for name, t in estimates.items())
     log(f"{node.op} {node.shape} at {node.where}: auto chose {choice} ({shown})")
@@ -340,5 +412,5 @@ def lower_conv(node: Node, log: Callable[[str], None]) -> Node | None:
     algo = _choose(node, log)
     if algo == "direct":
         return None
-    table = GEMM if algo == "gemm" else FFT
+    table = {"gemm": GEMM, "fft": FFT, "winograd": WINOGRAD}[algo]
     return table[node.op](node)

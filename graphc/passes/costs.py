@@ -44,6 +44,7 @@ DEFAULTS = {
     "base_direct": 7.4e-05,
     "base_gemm": 3.6e-05,
     "base_fft": 0.00029,
+    "base_winograd": 6e-05,
     # per kernel offset: the direct loop's contraction call, im2col's gather of one slot
     "offset_direct": 4.8e-06,
     "offset_gemm": 6.9e-06,
@@ -54,7 +55,8 @@ DEFAULTS = {
     "copy_big": 6.1e-10,  # the same into a buffer larger than the caches (fresh pages)
     "gemm": 1.9e-11,  # seconds per multiply-add in a BLAS matmul
     "fft": 3.7e-10,  # seconds per F*log2(F) unit of a real FFT
-    "cgemm": 2.5e-10,  # seconds per complex multiply-add in a batched complex64 BLAS matmul
+    "cgemm": 2.5e-10,
+    "wino": 2e-10,  # seconds per value through a Winograd tile transform (written or read)  # seconds per complex multiply-add in a batched complex64 BLAS matmul
 }
 BIG = 2_000_000  # elements (8 MB of float32) above which a buffer no longer fits the caches
 CACHE = Path(os.environ.get("GRAPHC_CACHE", Path.home() / ".cache" / "graphc")) / "costs.json"
@@ -152,7 +154,28 @@ def estimate(node: Node, algo: str) -> float:
             + n * c_out * (c_in // g) * bins * u["cgemm"]
             + moved * copy
         )
+    if algo == "winograd":
+        return _winograd_estimate(node, u, c)
     raise ValueError(f"unknown convolution algorithm {algo!r}")
+
+
+def _winograd_estimate(node: Node, u: dict, c: dict) -> float:
+    """alpha^2 GEMMs over the tiles, and the transforms' traffic (the tiles op writes
+    alpha^2 values per tile and input channel, untiles reads them per output channel)."""
+    from graphc.passes.conv import winograd_tile  # the lowering's choice of m
+
+    rs = [int(k) for k in node.inputs[1].shape[2:]]
+    ms = [winograd_tile(r) for r in rs]
+    alpha = math.prod(m + r - 1 for m, r in zip(ms, rs))
+    tiles = c["N"] * math.prod(-(-_size(n, 32) // m) for n, m in zip(node.shape[2:], ms))
+    c_in, c_out = c["C_in"], c["C_out"]
+    moved = alpha * (c_in + c_out) * tiles
+    weights = 0 if _constant_weight(node) else alpha * c_in * c_out
+    return (
+        u["base_winograd"]
+        + alpha * c_in * c_out * tiles * u["gemm"]
+        + (moved + weights) * u["wino"]
+    )
 
 
 def choose(node: Node, options: list) -> tuple:
