@@ -22,7 +22,7 @@ import numpy as np
 
 import graphc as gc
 
-ALGOS = ("auto", "direct", "gemm", "fft")
+ALGOS = ("auto", "direct", "gemm", "fft", "winograd")
 
 
 def timed_us(step, repeat: int) -> float:  # noqa: ANN001
@@ -96,7 +96,7 @@ def measure(n: int, args: argparse.Namespace) -> None:
         print(f"\n{n} thread(s), {mode}: {what}, median {harness.clock_name} ms")
         if torch is None:
             print("torch: skipped (not installed; pip install -e '.[bench]')")
-        head = "".join(f"{a:>9}" for a in ALGOS)
+        head = "".join(f"{a:>9}" for a in args.algos)
         print(f"{'k':>3}{'torch':>9}{head}{'auto chose':>12}{'torch/auto':>12}")
         for k in args.kernels:
             ws = (rng.standard_normal((channels, channels, k, k)) / (channels * k)).astype(
@@ -145,7 +145,7 @@ def measure(n: int, args: argparse.Namespace) -> None:
 def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     harness.add_common_args(parser)
-    parser.add_argument("--algos", default=",".join(ALGOS), help="auto,direct,gemm,fft")
+    parser.add_argument("--algos", default=",".join(ALGOS), help="auto,direct,gemm,fft,winograd")
     parser.add_argument("--modes", default="inference,training", help="inference,training")
     parser.add_argument("--kernels", default="3,5,7,11", help="kernel sizes")
     parser.add_argument(

@@ -47,6 +47,7 @@ import sympy
 from llvmlite import binding as llvm
 from llvmlite import ir
 
+from backends.llvm import parallel
 from backends.llvm.complex_gemm import complex_gemm
 from backends.llvm.gemm_generated import _at, _c, _max, library_gemm, tiling
 from backends.llvm.irutil import C64, I1, I8, I8P, I32, is_complex, is_float, llvm_type, part_type
@@ -359,18 +360,30 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             slots[name] = b.alloca(ty, name=f"blas.{name}")
 
     size = lambda e: self.size(b, e)  # noqa: E731
-    mv, nv, kv = size(m), size(n), size(k)
-    base_a = self.pointer(b, left.source)
-    base_b = self.pointer(b, right.source)
-    base_c = self.pointer(b, storage)
-    rsa, csa, rsb, csb = size(left.rs), size(left.cs), size(right.rs), size(right.cs)
-    ldc = nv
+
+    def operands() -> tuple:
+        """Sizes, strides and base pointers, read where the builder is (the batch loop's
+        outlined function reads its own)."""
+        ptrs = (
+            self.pointer(b, left.source),
+            self.pointer(b, right.source),
+            self.pointer(b, storage),
+        )
+        strides = (size(left.rs), size(left.cs), size(right.rs), size(right.cs))
+        return (size(m), size(n), size(k), *ptrs, *strides)
+
+    outer = operands()
+    mv, nv, kv, base_a, base_b, base_c = outer[:6]
+    # the generated GEMM is one thread: a batch of them splits over the threads
+    threaded = path == "generated" and bool(loop_batch)
 
     dims = [sympy.sympify(e) for e in (m, n, k, left.rs, left.cs, right.rs, right.cs)]
     int_max = routines.int_max if routines is not None else 0
     static_ok = all(e.is_number for e in dims) and all(0 < int(e) <= int_max for e in dims)
 
     def product(loops: list) -> None:
+        mv, nv, kv, base_a, base_b, base_c, rsa, csa, rsb, csb = operands() if threaded else outer
+        ldc = nv
         off_a, off_b, off_c = _c(0), _c(0), _c(0)
         c_stride = b.mul(mv, nv)
         for q in reversed(range(len(loops))):
@@ -418,7 +431,11 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             with own:  # a size BLAS cannot take (0, or past its 32-bit ints), or small
                 b.call(generated(ty, ta, tb, left.transposed, right.transposed), list(args))
 
-    self._nest(b, loop_batch, product, name="g")
+    if threaded:
+        batch = len(loop_batch)
+        parallel.nest(self, b, loop_batch, product, "g", 2, (m, n, k), collapse=batch)
+    else:
+        self._nest(b, loop_batch, product, name="g")
 
     if not epilogue and storage is anchor and anchor in kernel.outputs:
         return

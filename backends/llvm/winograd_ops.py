@@ -66,26 +66,57 @@ def _unsupported(kernel: Kernel) -> None:
         )
 
 
-def _tile_ranges(self, b, origin: int, step: int, taps: int, extent, count) -> tuple:  # noqa: ANN001
-    """[lo, hi): the tiles t of an axis whose taps origin + t*step + u (u < taps) all lie
-    in [0, extent), clamped to [0, count) with lo <= hi."""
-    lo = max(0, -(origin // step)) if origin < 0 else 0  # ceil(-origin / step)
-    last = b.sub(extent, _const(origin + taps), name="last")  # t*step <= extent - origin - taps
-    hi = b.add(b.sdiv(last, _const(step), name="hq"), _const(1), name="hi")
-    hi = b.select(b.icmp_signed("<", last, _const(0)), _const(0), hi, name="hi.neg")
-    hi = b.select(b.icmp_signed(">", hi, count), count, hi, name="hi.cap")
-    lo_v = b.select(b.icmp_signed(">", _const(lo), hi), hi, _const(lo), name="lo")
-    return lo_v, hi
+def _scratch(b: ir.IRBuilder, ty: ir.Type, count: int, name: str) -> ir.Value:
+    """A stack buffer of `count` values in the function's entry block (static, so it costs
+    nothing per call; LLVM knows it aliases no data buffer, which lets the loops vectorise)."""
+    with b.goto_entry_block():
+        return b.alloca(ty, size=_const(count), name=name)
+
+
+def _at(b: ir.IRBuilder, buf: ir.Value, index: ir.Value) -> ir.Value:
+    return b.gep(buf, [index], name="sp")
 
 
 def _span(b: ir.IRBuilder, lo: ir.Value, hi: ir.Value, body: Callable, name: str) -> None:
-    with for_range(b, b.sub(hi, lo, name=f"{name}.n"), name) as i:
+    """for t in [lo, hi): body(t) (nothing when hi <= lo)."""
+    count = b.sub(hi, lo, name=f"{name}.n")
+    count = b.select(b.icmp_signed("<", count, _const(0)), _const(0), count, name=f"{name}.c")
+    with for_range(b, count, name) as i:
         body(b.add(lo, i, name=f"{name}.t"))
+
+
+def _clip(b: ir.IRBuilder, v: ir.Value, lo: int, hi: ir.Value, name: str) -> ir.Value:
+    v = b.select(b.icmp_signed("<", v, _const(lo)), _const(lo), v, name=f"{name}.lo")
+    return b.select(b.icmp_signed(">", v, hi), hi, v, name=name)
+
+
+def _padded_row(self, b, x, lead: list, y: ir.Value, origin: int, width: int, row, ty) -> None:  # noqa: ANN001
+    """row[k] = x[*lead, y, origin + k] for k < width, 0 outside x's last axis."""
+    extent = self.size(b, x.shape[-1])
+    lo = _const(min(max(-origin, 0), width))
+    hi = _clip(b, b.sub(extent, _const(origin), name="end"), 0, _const(width), "hi")
+    hi = b.select(b.icmp_signed("<", hi, lo), lo, hi, name="hi.lo")
+    _zeros(b, row, lo, ty)
+
+    def copy(k: ir.Value) -> None:
+        col = b.add(k, _const(origin), name="col")
+        value = b.load(_address(self, b, x, [*lead, y, col]), name="ld")
+        b.store(convert(b, value, ty, "cv"), _at(b, row, k))
+
+    _span(b, lo, hi, copy, "cp")
+    _zeros(b, _at(b, row, hi), b.sub(_const(width), hi, name="rest"), ty)
+
+
+def _zeros(b: ir.IRBuilder, buf: ir.Value, count: ir.Value | int, ty: ir.Type) -> None:
+    zero = ir.Constant(ty, 0.0)
+    count = _const(count) if isinstance(count, int) else count
+    _span(b, _const(0), count, lambda k: b.store(zero, _at(b, buf, k)), "z")
 
 
 def tiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     # v[(a, a'), c, n*T + i*tw + j] = sum_{u, u'} M0[a, u] M1[a', u'] x[n, c, o0 + i*s0 + u,
-    # o1 + j*s1 + u'] with x = 0 outside
+    # o1 + j*s1 + u'] with x = 0 outside. Per tile row: the alpha input rows into a padded
+    # stack buffer, the tiles' transforms into another (alpha^2 rows of tw), copied out.
     _unsupported(kernel)
     anchor = kernel.anchor
     (x,) = anchor.inputs
@@ -93,77 +124,98 @@ def tiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     a = anchor.attrs
     (m0, m1), (s0, s1), (o0, o1), (th, tw) = a["mats"], a["step"], a["origin"], a["tiles"]
     taps0, taps1 = len(m0[0]), len(m1[0])
-    zero = ir.Constant(ty, 0.0)
+    outs = len(m0) * len(m1)
+    width = (tw - 1) * s1 + taps1
+    stride = -(-tw // 16) * 16  # rows of the output block, apart by whole vectors
 
     def row(loops: list) -> None:
         n, c, i = loops
-        height, width = self.size(b, x.shape[2]), self.size(b, x.shape[3])
-        base = b.mul(n, _const(th * tw), name="nt")
-        base = b.add(base, b.mul(i, _const(tw), name="itw"), name="base")
+        rows = _scratch(b, ty, taps0 * width, "rows")
+        block = _scratch(b, ty, outs * stride, "block")
+        height = self.size(b, x.shape[2])
         top = b.add(b.mul(i, _const(s0), name="is"), _const(o0), name="top")
-        rows_ok = []
         for u in range(taps0):
             y = b.add(top, _const(u), name="y")
             ok = b.and_(
                 b.icmp_signed(">=", y, _const(0)), b.icmp_signed("<", y, height), name="rok"
             )
-            rows_ok.append((ok, b.select(ok, y, _const(0), name="yc")))
-        lo, hi = _tile_ranges(self, b, o1, s1, taps1, width, _const(tw))
+            line = _at(b, rows, _const(u * width))
+            with b.if_else(ok) as (inside, outside):
+                with inside:
+                    _padded_row(self, b, x, [n, c], y, o1, width, line, ty)
+                with outside:
+                    _zeros(b, line, width, ty)
 
-        def tile(j: ir.Value, checked: bool) -> None:
-            left = b.add(b.mul(j, _const(s1), name="js"), _const(o1), name="left")
+        def tile(j: ir.Value) -> None:
+            left = b.mul(j, _const(s1), name="left")
             values = []
-            for ok, y in rows_ok:
+            for u in range(taps0):
                 line = []
                 for v in range(taps1):
-                    col = b.add(left, _const(v), name="col")
-                    if checked:
-                        inside = b.and_(
-                            b.icmp_signed(">=", col, _const(0)),
-                            b.icmp_signed("<", col, width),
-                            name="cok",
-                        )
-                        inside = b.and_(inside, ok, name="in")
-                        col = b.select(inside, col, _const(0), name="cc")
-                        y_at = b.select(inside, y, _const(0), name="yy")
-                        at = _address(self, b, x, [n, c, y_at, col])
-                        loaded = convert(b, b.load(at, name="ld"), ty, "cv")
-                        line.append(b.select(inside, loaded, zero, name="xv"))
-                    else:
-                        at = _address(self, b, x, [n, c, y, col])
-                        line.append(convert(b, b.load(at, name="ld"), ty, "cv"))
+                    k = b.add(left, _const(u * width + v), name="k")
+                    line.append(b.load(_at(b, rows, k), name="d"))
                 values.append(line)
-            out = _separable(b, m0, m1, values, ty)
-            flat = b.add(base, j, name="p")
-            for r, line in enumerate(out):
-                for q, value in enumerate(line):
-                    _finish(self, b, kernel, value, [_const(r * len(m1) + q), c, flat])
+            for r, out in enumerate(_separable(b, m0, m1, values, ty)):
+                for q, value in enumerate(out):
+                    at = b.add(j, _const((r * len(m1) + q) * stride), name="o")
+                    b.store(value, _at(b, block, at))
 
-        all_rows = rows_ok[0][0]
-        for ok, _ in rows_ok[1:]:
-            all_rows = b.and_(all_rows, ok, name="rows")
-        with b.if_else(all_rows) as (fast, slow):
-            with fast:
-                _span(b, _const(0), lo, lambda j: tile(j, True), "jl")
-                _span(b, lo, hi, lambda j: tile(j, False), "jm")
-                _span(b, hi, _const(tw), lambda j: tile(j, True), "jr")
-            with slow:
-                _span(b, _const(0), _const(tw), lambda j: tile(j, True), "jc")
+        _span(b, _const(0), _const(tw), tile, "j")
+        base = b.mul(n, _const(th * tw), name="nt")
+        base = b.add(base, b.mul(i, _const(tw), name="itw"), name="base")
+        for ab in range(outs):
 
-    work = (taps0 * taps1 + len(m0) * len(m1)) * tw
+            def store(j: ir.Value, ab: int = ab) -> None:
+                value = b.load(_at(b, block, b.add(j, _const(ab * stride), name="o")), name="t")
+                _finish(self, b, kernel, value, [_const(ab), c, b.add(base, j, name="p")])
+
+            _span(b, _const(0), _const(tw), store, "st")
+
+    work = (taps0 * taps1 + 2 * outs) * tw
     parallel.nest(self, b, (x.shape[0], x.shape[1], th), row, "wt", work, collapse=2)
+
+
+def _place_row(self, b, kernel, out, u: int, lead: list, stride: int) -> None:  # noqa: ANN001
+    """Output row `lead` (n, c, y) from the planes (u, q) of the block: column o1 + j*s1 + q
+    is out[(u*s1 + q)*stride + j]; tiles wholly inside the row store without tests."""
+    a = kernel.anchor.attrs
+    s1, o1, tw, size1 = a["step"][1], a["origin"][1], a["tiles"][1], a["size"][1]
+    first = -(o1 // s1) if o1 < 0 else 0  # ceil(-o1 / s1)
+    last = min(tw, (size1 - o1) // s1)  # tiles j < last end inside the row
+    first = min(first, last)
+
+    def tile(j: ir.Value, checked: bool) -> None:
+        left = b.add(b.mul(j, _const(s1), name="js"), _const(o1), name="left")
+        for q in range(s1):
+            col = b.add(left, _const(q), name="col")
+            value = b.load(_at(b, out, b.add(j, _const((u * s1 + q) * stride))), name="yv")
+            if not checked:
+                _finish(self, b, kernel, value, [*lead, col])
+                continue
+            inside = b.and_(
+                b.icmp_signed(">=", col, _const(0)),
+                b.icmp_signed("<", col, _const(size1)),
+                name="cok",
+            )
+            with b.if_then(inside):
+                _finish(self, b, kernel, value, [*lead, col])
+
+    _span(b, _const(0), _const(first), lambda j: tile(j, True), "pl")
+    _span(b, _const(first), _const(last), lambda j: tile(j, False), "pm")
+    _span(b, _const(last), _const(tw), lambda j: tile(j, True), "pr")
 
 
 def untiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     # y[n, c, o0 + i*s0 + u, o1 + j*s1 + u'] = sum_{a, a'} M0[u, a] M1[u', a'] v[(a, a'), c,
-    # n*T + i*tw + j], each position from exactly one tile (no overlap, full cover)
+    # n*T + i*tw + j], each position from exactly one tile (no overlap, full cover). Per tile
+    # row: the alpha^2 rows of v into a stack buffer, the blocks into another, rows out.
     _unsupported(kernel)
     anchor = kernel.anchor
     (v,) = anchor.inputs
     ty = llvm_type(anchor.dtype)
     a = anchor.attrs
-    (m0, m1), (s0, s1), (o0, o1), (th, tw) = a["mats"], a["step"], a["origin"], a["tiles"]
-    size0, size1 = a["size"]
+    (m0, m1), s0, o0, (th, tw) = a["mats"], a["step"][0], a["origin"][0], a["tiles"]
+    size0 = a["size"][0]
     for mat, step, origin, count, size in zip(
         a["mats"], a["step"], a["origin"], a["tiles"], a["size"]
     ):
@@ -173,58 +225,46 @@ def untiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
                 f"{len(mat)} outputs a tile, origin {origin}; built at {anchor.where}); "
                 "the kernel places non-overlapping tiles that cover the output"
             )
-    ins1 = len(m1[0])
+    ins0, ins1 = len(m0[0]), len(m1[0])
+    stride = -(-tw // 16) * 16
 
     def row(loops: list) -> None:
         n, c, i = loops
+        block = _scratch(b, ty, ins0 * ins1 * stride, "block")
+        out = _scratch(b, ty, len(m0) * len(m1) * stride, "out")  # planes (u, u') of tw
         base = b.mul(n, _const(th * tw), name="nt")
         base = b.add(base, b.mul(i, _const(tw), name="itw"), name="base")
+        for ab in range(ins0 * ins1):
+
+            def load(j: ir.Value, ab: int = ab) -> None:
+                at = _address(self, b, v, [_const(ab), c, b.add(base, j, name="p")])
+                value = convert(b, b.load(at, name="ld"), ty, "cv")
+                b.store(value, _at(b, block, b.add(j, _const(ab * stride), name="o")))
+
+            _span(b, _const(0), _const(tw), load, "ld")
+
+        def tile(j: ir.Value) -> None:
+            values = []
+            for r in range(ins0):
+                line = []
+                for q in range(ins1):
+                    at = b.add(j, _const((r * ins1 + q) * stride), name="o")
+                    line.append(b.load(_at(b, block, at), name="m"))
+                values.append(line)
+            for u, line in enumerate(_separable(b, m0, m1, values, ty)):
+                for q, value in enumerate(line):
+                    k = b.add(j, _const((u * len(m1) + q) * stride), name="k")
+                    b.store(value, _at(b, out, k))
+
+        _span(b, _const(0), _const(tw), tile, "j")
         top = b.add(b.mul(i, _const(s0), name="is"), _const(o0), name="top")
-        rows_ok = []
         for u in range(len(m0)):
             y = b.add(top, _const(u), name="y")
             ok = b.and_(
                 b.icmp_signed(">=", y, _const(0)), b.icmp_signed("<", y, _const(size0)), name="rok"
             )
-            rows_ok.append((ok, y))
-        lo, hi = _tile_ranges(self, b, o1, s1, len(m1), _const(size1), _const(tw))
+            with b.if_then(ok):
+                _place_row(self, b, kernel, out, u, [n, c, y], stride)
 
-        def tile(j: ir.Value, checked: bool) -> None:
-            flat = b.add(base, j, name="p")
-            values = []
-            for r in range(len(m0[0])):
-                line = []
-                for q in range(ins1):
-                    at = _address(self, b, v, [_const(r * ins1 + q), c, flat])
-                    line.append(convert(b, b.load(at, name="ld"), ty, "cv"))
-                values.append(line)
-            out = _separable(b, m0, m1, values, ty)
-            left = b.add(b.mul(j, _const(s1), name="js"), _const(o1), name="left")
-            for (ok, y), line in zip(rows_ok, out):
-                for q, value in enumerate(line):
-                    col = b.add(left, _const(q), name="col")
-                    if not checked:
-                        _finish(self, b, kernel, value, [n, c, y, col])
-                        continue
-                    inside = b.and_(
-                        b.icmp_signed(">=", col, _const(0)),
-                        b.icmp_signed("<", col, _const(size1)),
-                        name="cok",
-                    )
-                    with b.if_then(b.and_(inside, ok, name="in")):
-                        _finish(self, b, kernel, value, [n, c, y, col])
-
-        all_rows = rows_ok[0][0]
-        for ok, _ in rows_ok[1:]:
-            all_rows = b.and_(all_rows, ok, name="rows")
-        with b.if_else(all_rows) as (fast, slow):
-            with fast:
-                _span(b, _const(0), lo, lambda j: tile(j, True), "jl")
-                _span(b, lo, hi, lambda j: tile(j, False), "jm")
-                _span(b, hi, _const(tw), lambda j: tile(j, True), "jr")
-            with slow:
-                _span(b, _const(0), _const(tw), lambda j: tile(j, True), "jc")
-
-    work = (len(m0[0]) * ins1 + len(m0) * len(m1)) * tw
-    n_axis = anchor.shape[0]
-    parallel.nest(self, b, (n_axis, anchor.shape[1], th), row, "wu", work, collapse=2)
+    work = (ins0 * ins1 * 2 + len(m0) * len(m1)) * tw
+    parallel.nest(self, b, (anchor.shape[0], anchor.shape[1], th), row, "wu", work, collapse=2)

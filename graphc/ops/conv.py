@@ -17,7 +17,8 @@ each is a primitive here:
 so the derivative of any of them is one of them again, and every order of
 derivative stays in the family. Padding modes other than zeros are a pad node in
 front (graphc/ops/shape.py), which has its own derivative. `algo` is kept on the
-node for the lowering pass (graphc/ops/conv_lower.py): "direct", "gemm", "fft", "auto".
+node for the lowering pass (graphc/passes/conv.py): "direct", "gemm", "fft", "winograd",
+"auto".
 """
 
 from __future__ import annotations
@@ -298,8 +299,9 @@ def conv(
     padding: an int, one int or (before, after) pair per spatial axis, "valid" (none),
     "same" (output size = input size, stride 1; an even kernel pads one more at the end)
     or "full" (n + k - 1 outputs). padding_mode: "zeros", "reflect" (mirror),
-    "circular" (periodic) or "edge". algo: "direct", "gemm" (im2col + matmul), "fft"
-    or "auto" (a cost model picks; f.explain() says which).
+    "circular" (periodic) or "edge". algo: "direct", "gemm" (im2col + matmul), "fft",
+    "winograd" (F(4, 3)-style minimal filtering: 2-D, stride 1, kernels of 2 to 7 taps; other
+    cases fall back to gemm) or "auto" (a cost model picks; f.explain() says which).
     """
     x, w = coerce([x, w], "conv")
     if padding_mode not in PADDING_MODES:

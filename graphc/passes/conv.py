@@ -11,6 +11,11 @@ conv(x, w) with algo:
             llvm) between transposes to and from the bins-first layout (a constant kernel's
             spectrum and its transpose are folded by fold_weights); irfft, crop (and
             subsample for stride > 1), each axis cropped right after its inverse transform.
+  "winograd" F(m, r) on each axis (graphc/ops/winograd.py): winograd_tiles(x) -> (alpha^2,
+            C, N*T) transformed tiles, the kernel's transform (folded when constant), alpha^2
+            GEMMs (C_out x C) @ (C x N*T) in one batched matmul, winograd_untiles -> y;
+            2-D, stride 1, dilation 1, one group; conv_transpose too (a correlation with
+            the kernel rotated and its channels swapped).
 conv_transpose and conv_wgrad (the derivatives) lower to GEMM forms too: col2im(w^T y)
 and y im2col(x)^T; and, for stride 1, to FFT forms mixed the same way: per bin
 (N x C_out/g) @ (C_out/g x C/g) (a full convolution of y with w) and

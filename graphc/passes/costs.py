@@ -17,6 +17,10 @@ per-unit costs of the machine:
           around it copy (N*C_in + N*C_out + C_out*C_in/g)*B complex numbers (2 floats each,
           `copy`; no weights for a constant kernel). conv_transpose and conv_wgrad (stride 1)
           have the same counts: their mixing sums over C_out and over N.
+  winograd  F(m, r) on each axis, alpha = m + r - 1: alpha^2 GEMMs of C_out x C_in x T (T tiles
+          of m x m outputs over the batch) at `gemm` seconds per multiply-add, and
+          alpha^2 (C_in + C_out) T values through the tile transforms at `wino` seconds each
+          (plus the kernel's alpha^2 C_in C_out when it is not a constant).
 
 Fixed costs (the backend's per-op overheads) and per-offset overheads come from timing tiny
 convolutions of each algorithm. The unit costs come from `calibrate()`, a measurement of
@@ -56,7 +60,9 @@ DEFAULTS = {
     "gemm": 1.9e-11,  # seconds per multiply-add in a BLAS matmul
     "fft": 3.7e-10,  # seconds per F*log2(F) unit of a real FFT
     "cgemm": 2.5e-10,
-    "wino": 2e-10,  # seconds per value through a Winograd tile transform (written or read)  # seconds per complex multiply-add in a batched complex64 BLAS matmul
+    # seconds per value through a Winograd tile transform (written by the input's, read by
+    # the output's), measured on the llvm kernels (calibrate() keeps this default)
+    "wino": 1e-9,  # seconds per complex multiply-add in a batched complex64 BLAS matmul
 }
 BIG = 2_000_000  # elements (8 MB of float32) above which a buffer no longer fits the caches
 CACHE = Path(os.environ.get("GRAPHC_CACHE", Path.home() / ".cache" / "graphc")) / "costs.json"
@@ -220,6 +226,7 @@ def calibrate(save: bool = True) -> dict:
         measured[f"offset_{algo}"] = max(many - one, 0.0) / 48
         measured[f"base_{algo}"] = max(one - measured[f"offset_{algo}"], 0.0)
     measured["base_fft"] = _conv_seconds("fft", 3)
+    measured["base_winograd"] = _conv_seconds("winograd", 3)
     spec = "ngcxy,goc->ngoxy"
     padded = rng.standard_normal((4, 1, 8, 70, 70)).astype(np.float32)
     patch = padded[..., 3:67, 2:66]  # a window of the padded input, as the direct loop cuts
@@ -251,6 +258,18 @@ def calibrate(save: bool = True) -> dict:
     kern = (rng.standard_normal((512, 64, 64)) + 1j).astype(np.complex64)
     t = _best(lambda: np.matmul(spectra, kern))
     measured["cgemm"] = t / (512 * 8 * 64 * 64)
+    # the Winograd tile transform: every 6 x 6 tile (step 4) of a batch of images, B^T d B
+    from graphc.ops import winograd
+
+    bt = np.asarray(winograd.matrices(4, 3)[2], np.float32)
+    planes = rng.standard_normal((4, 8, 66, 66)).astype(np.float32)
+    starts = 4 * np.arange(16)[:, None] + np.arange(6)[None, :]
+
+    def transform() -> np.ndarray:
+        tiles = planes[:, :, starts][:, :, :, :, starts]  # (4, 8, 16, 6, 16, 6)
+        return np.einsum("au,bv,ncxuyv->abcnxy", bt, bt, tiles, optimize=True)
+
+    measured["wino"] = _best(transform) / (36 * 8 * 4 * 256)
     _units.clear()
     _units.update(measured)
     if save:

@@ -64,7 +64,17 @@ from graphc.passes.rewrite import rewrite
 from graphc.shapes import Bindings, numel, shape_str
 
 MAX_FOLD = 4096  # the most elements a folded constant may have
-WEIGHT_TRANSFORMS = ("reshape", "transpose", "slice", "slice_grad", "pad", "rfft", "fft", "conj")
+WEIGHT_TRANSFORMS = (
+    "reshape",
+    "transpose",
+    "slice",
+    "slice_grad",
+    "pad",
+    "rfft",
+    "fft",
+    "conj",
+    "winograd_tiles",
+)
 MAX_WEIGHT_FOLD = 1 << 27  # elements: fold_weights keeps any smaller transform (1 GiB complex)
 MAX_ROUNDS = 6  # rewrites of the whole graph until nothing changes (each is linear)
 FLOATS = ("float32", "float64")

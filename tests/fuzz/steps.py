@@ -449,7 +449,7 @@ class Steps(BuilderBase):
         if padding == "pairs":
             padding = tuple((self.randint(0, 2), self.randint(0, 1)) for _ in range(d))
         mode = self.choice(("zeros",) * 3 + ("reflect", "circular", "edge"))
-        algo = self.choice(("direct", "gemm", "fft", "auto"))
+        algo = self.choice(("direct", "gemm", "fft", "winograd", "auto"))
         w = self.pick_or_leaf(
             lambda v: v.shape == (c_out, c_in // groups, *kernel),
             lambda: (c_out, c_in // groups, *kernel),
