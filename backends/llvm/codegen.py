@@ -433,7 +433,7 @@ class ModuleBuilder:
 
         p = axes.index(rank - 1) if rank else 0  # where the source's contiguous axis lands
         if rank < 2 or p == rank - 1:  # both sides contiguous along the last axis
-            self._nest(b, anchor.shape, body)
+            parallel.nest(self, b, anchor.shape, body, "t", 1)
             return
         # tiles of TILE x TILE over output axes p and the last: rows of the output are
         # written contiguously while the tile's source lines stay in cache (2048^2 float32:
@@ -459,7 +459,9 @@ class ModuleBuilder:
                     full[rank - 1] = b.add(j0, jj, name="j")
                     body(list(full))
 
-        self._nest(b, tuple(anchor.shape[k] for k in outer), tiles, "t")
+        outer_shape = tuple(anchor.shape[k] for k in outer)
+        plane = (anchor.shape[p], anchor.shape[-1])
+        parallel.nest(self, b, outer_shape, tiles, "t", 1, plane, collapse=len(outer))
 
     # row-wise ops: backends/llvm/ops.py ---------------------------------------------------------
     softmax = ops.softmax

@@ -26,7 +26,7 @@ import numpy as np
 import sympy
 from llvmlite import ir
 
-from backends.llvm import complex_ops, fft_generated, ops
+from backends.llvm import complex_ops, fft_generated, ops, parallel
 from backends.llvm.fft_generated import constant_table
 from backends.llvm.irutil import I64, convert, for_range, llvm_type, part_type
 from graphc.kernels import Kernel
@@ -35,6 +35,7 @@ from graphc.node import Node
 OPS = ("rfft", "irfft", "fft", "ifft")
 BLOCK_ELEMENTS = 2048  # complex elements per work array (rows x length): 4 arrays, 32 KB in float32
 BLOCK_ROWS = 32
+STACK_WORK = 1 << 18  # bytes: work arrays up to this size live on each thread's stack
 
 
 def _c(value: int) -> ir.Constant:
@@ -88,19 +89,28 @@ def fft(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     part = part_type(llvm_type(anchor.dtype))
     fn, plan = fft_generated.transform(self.module, lay.length, part, lay.sign)
     size = 4 * plan.work * lay.block
-    real = "float64" if part == ir.DoubleType() else "float32"
-    scratch_node = Node.make("fft_scratch", (), {"elements": size}, (sympy.Integer(size),), real)
-    self.scratch(scratch_node)
-    scratch = b.bitcast(self.pointer(b, scratch_node), part.as_pointer(), name="scratch")
     chunk = plan.work * lay.block
-    work = [b.gep(scratch, [_c(k * chunk)], name=f"work{k}") for k in range(4)]
-    rows = self.size(b, lay.rows)
-    inner = self.size(b, _product(lay.inner))
-    src = b.bitcast(self.pointer(b, source), part.as_pointer(), name="src")
     direct = kernel.outputs == [anchor] and not kernel.split()[1]
+    # blocks of rows split over threads, each with its work arrays on its stack, when they
+    # are small; a large FFT's blocks run in turn in one scratch buffer of the arena
+    threaded = size * (8 if part == ir.DoubleType() else 4) <= STACK_WORK
+    if not threaded:
+        real = "float64" if part == ir.DoubleType() else "float32"
+        node = Node.make("fft_scratch", (), {"elements": size}, (sympy.Integer(size),), real)
+        self.scratch(node)
+        shared = b.bitcast(self.pointer(b, node), part.as_pointer(), name="scratch")
 
-    count = b.sdiv(b.add(rows, _c(lay.block - 1)), _c(lay.block), name="blocks")
-    with for_range(b, count, "blk") as blk:
+    def block(loops: list) -> None:
+        (blk,) = loops
+        if threaded:
+            with b.goto_entry_block():
+                scratch = b.alloca(part, size=_c(size), name="scratch")
+        else:
+            scratch = shared
+        work = [b.gep(scratch, [_c(k * chunk)], name=f"work{k}") for k in range(4)]
+        rows = self.size(b, lay.rows)
+        inner = self.size(b, _product(lay.inner))
+        src = b.bitcast(self.pointer(b, source), part.as_pointer(), name="src")
         r0 = b.mul(blk, _c(lay.block), name="r0")
         width = _min(b, _c(lay.block), b.sub(rows, r0))
         bases = _row_bases(b, r0, width, inner, lay)
@@ -114,10 +124,17 @@ def fft(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         else:
             _scatter_finish(self, b, kernel, lay, values, r0, width)
 
+    count = (lay.rows + lay.block - 1) // lay.block
+    if threaded:
+        parallel.nest(self, b, (count,), block, "blk", 4 * chunk * max(plan.work.bit_length(), 1))
+    else:
+        self._nest(b, (count,), block, "blk")
+
 
 def _row_bases(b: ir.IRBuilder, r0: ir.Value, width: ir.Value, inner: ir.Value, lay) -> ir.Value:  # noqa: ANN001
     """The block's rows as (o, c) pairs (row = o * inner + c): bases[2w] = o, [2w+1] = c."""
-    bases = b.alloca(ir.ArrayType(I64, 2 * lay.block), name="rows")
+    with b.goto_entry_block():  # static: an alloca in the block loop would grow the stack
+        bases = b.alloca(ir.ArrayType(I64, 2 * lay.block), name="rows")
     with for_range(b, width, "w") as w:
         r = b.add(r0, w, name="r")
         o = b.udiv(r, inner, name="o")

@@ -64,6 +64,25 @@ def image_graph() -> tuple:
     return gc.compile([x, w], outs, backend="llvm"), gc.compile([x, w], outs)
 
 
+@functools.cache
+def transform_graph() -> tuple:
+    """FFT (conv algo="fft": rfft, fft, transposes to the bins-first layout), Winograd tiles
+    and batched generated GEMMs, and 3-D transposes, on (N, 3, 9, 10) float64."""
+    N = gc.dim("N")
+    x = gc.input("x", (N, 3, 9, 10), "float64")
+    w = gc.input("w", (4, 3, 3, 3), "float64")
+    a = gc.input("a", (3, 64, 64), "float64")
+    outs = [
+        gc.conv(x, w, padding="same", algo="fft"),
+        gc.conv(x, w, padding=1, algo="winograd"),
+        gc.transpose(x, (0, 3, 1, 2)) * 2.0,
+        gc.transpose(x, (1, 0, 2, 3)) + 1.0,
+        gc.matmul(a, a),  # a batch of three generated 64^3 GEMMs
+    ]
+    outs += gc.grad(gc.sum(outs[0] * outs[1]), [x, w])
+    return gc.compile([x, w, a], outs, backend="llvm"), gc.compile([x, w, a], outs)
+
+
 def agree(got: list, expected: list, rtol: float) -> None:
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
@@ -90,6 +109,19 @@ def test_convolutions_and_pooling_equal_numpy_for_every_thread_count(threads, co
     for n in (0, 1, 3):
         x = rng.permutation(n * 4 * 7 * 6).reshape(n, 4, 7, 6) / 50.0  # no ties for max
         agree(f(x, w), ref(x, w), 1e-12)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_transforms_and_batched_gemms_equal_numpy_for_every_thread_count(threads, count):
+    threads(count)
+    f, ref = transform_graph()
+    w = rng.standard_normal((4, 3, 3, 3))
+    a = rng.standard_normal((3, 64, 64))
+    for n in (0, 1, 5):
+        x = rng.standard_normal((n, 3, 9, 10))
+        agree(f(x, w, a), ref(x, w, a), 1e-10)
+    if count > 1:
+        assert f.executable.last_call_workers > 0
 
 
 def test_odd_sizes_and_unit_axes(threads):
