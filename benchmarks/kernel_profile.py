@@ -38,7 +38,11 @@ def profile(f, *args, repeat: int = 10, top: int = 15, clock=time.thread_time) -
     gemm = getattr(executable.builder, "gemm_state", None)
     if gemm is not None:
         gemm.link(engine)
-    names = [fn.name for fn in executable.builder.module.functions if fn.name.startswith("kernel.") and ".par." not in fn.name]
+    functions = executable.builder.module.functions
+    # the kernels, not the bodies they hand to threads (kernel.K.par.M)
+    names = [
+        fn.name for fn in functions if fn.name.startswith("kernel.") and ".par." not in fn.name
+    ]
     calls = [SIGNATURE(engine.get_function_address(name)) for name in names]
     times: list = [[] for _ in calls]
 

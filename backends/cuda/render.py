@@ -318,7 +318,7 @@ class Renderer:
         return Launch(fn.name, fn.params, kind, count, block, fn.cooperative, self.number)
 
     def kernel(self, kernel: Kernel) -> list:
-        from backends.cuda import conv, gemm, ops, shape_ops
+        from backends.cuda import conv, gemm, ops, shape_ops, winograd
 
         for node in kernel.nodes:
             if node.dtype.startswith("complex"):
@@ -337,7 +337,7 @@ class Renderer:
             return conv.KERNELS[anchor.op](self, kernel)
         if kernel.kind == "op" and anchor.op == "transpose":
             return self.transpose(kernel)
-        for table in (ops.KERNELS, shape_ops.KERNELS, conv.KERNELS):
+        for table in (ops.KERNELS, shape_ops.KERNELS, conv.KERNELS, winograd.KERNELS):
             if kernel.kind == "op" and anchor.op in table:
                 return table[anchor.op](self, kernel)
         op = anchor.op if anchor is not None else kernel.kind

@@ -11,6 +11,7 @@ import sympy
 
 import graphc as gc
 from graphc.ops import conv as conv_ops
+from graphc.ops import winograd
 
 from .oracle import away_from_zero, normal, uniform
 
@@ -456,6 +457,25 @@ case(
     "grad:im2col",  # col2im, differentiated again
     lambda x: grad_of(lambda v: gc.tanh(gc.lift(conv_ops.im2col)(v, _PATCHES)), x),
     (2, 4, 7),
+)
+_TILES = (winograd.matrices(2, 3)[2], winograd.matrices(2, 2)[2])  # 4 x 4 and 3 x 3 taps
+case(
+    "winograd_tiles",  # overlapping tiles reaching past x on both sides
+    lambda x: gc.lift(winograd.tiles)(x, _TILES, (2, 2), (-1, 0), (3, 3)),
+    (2, 3, 6, 5),
+)
+case(
+    "grad:winograd_tiles",  # winograd_untiles, differentiated again
+    lambda x: grad_of(
+        lambda v: gc.tanh(gc.lift(winograd.tiles)(v, _TILES, (2, 2), (-1, 0), (3, 3))), x
+    ),
+    (2, 3, 6, 5),
+)
+case(
+    "conv-winograd",
+    lambda x, w: gc.conv(x, w, padding=1, algo="winograd"),
+    (2, 2, 6, 5),
+    (3, 2, 3, 3),
 )
 
 # pooling --------------------------------------------------------------------------------------

@@ -173,6 +173,26 @@ def test_llvm_refuses_overlapping_untiles_with_a_clear_error():
         gc.compile([v], [y], backend="llvm")
 
 
+@pytest.mark.parametrize("spatial, kernel, padding", [CONVS[1], CONVS[7]])
+def test_cuda_emulated_runs_the_winograd_convolution(spatial, kernel, padding):
+    rng = np.random.default_rng(7)
+    xs = rng.standard_normal((2, 3, *spatial))
+    ws = rng.standard_normal((4, 3, *kernel))
+    _, got, want = _conv_pair(xs, ws, "cuda-emulated", padding=padding)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+
+
+def test_cuda_emulated_sums_overlapping_untiles():
+    # the adjoint of tiles (tiles of 6 every 4): the CUDA kernel gathers from every tile
+    mats = tuple(winograd.transpose(winograd.matrices(4, 3)[2]) for _ in range(2))
+    vs = np.random.default_rng(8).standard_normal((36, 2, 8))
+    v = gc.input("v", vs.shape, "float64")
+    y = gc.lift(winograd.untiles)(v, mats, (4, 4), (-1, -1), (2, 2), (8, 8))
+    got = gc.compile([v], [y], backend="cuda-emulated")(vs)[0]
+    np.testing.assert_allclose(got, gc.compile([v], [y])(vs)[0], rtol=1e-12, atol=1e-12)
+
+
 def test_the_tile_ops_are_registered_with_both_derivatives():
     for name in ("winograd_tiles", "winograd_untiles"):
         assert get(name).kind == "op"
