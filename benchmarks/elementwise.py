@@ -91,17 +91,22 @@ def measure(threads: int) -> None:
     """One thread count, in this process: prints a table."""
     rng = np.random.default_rng(0)
     x, w, b = (rng.standard_normal(N).astype(np.float32) for _ in range(3))
+    # each peer is built right before it is timed, jax last: XLA's thread pool keeps threads
+    # spinning after a call, which on a single pinned core halved the speed of whatever ran
+    # next (measured: the llvm chain 22 -> 11 GB/s once jax had run)
     peers = {
-        "graphc llvm": graphc_fns(x, w, b),
-        "numpy": numpy_fns(x, w, b),
-        "torch": torch_fns(x, w, b, threads),
-        "jax.jit": jax_fns(x, w, b),
+        "graphc llvm": lambda: graphc_fns(x, w, b),
+        "numpy": lambda: numpy_fns(x, w, b),
+        "torch": lambda: torch_fns(x, w, b, threads),
+        "jax.jit": lambda: jax_fns(x, w, b),
     }
-    missing = [name for name, fns in peers.items() if fns is None]
-    rates = {}
-    for name, fns in peers.items():
-        if fns is not None:
-            rates[name] = [t * N * 4 / 1e9 / median_time(f) for f, t in zip(fns, TRAFFIC)]
+    missing, rates = [], {}
+    for name, build in peers.items():
+        fns = build()
+        if fns is None:
+            missing.append(name)
+            continue
+        rates[name] = [t * N * 4 / 1e9 / median_time(f) for f, t in zip(fns, TRAFFIC)]
     print(f"{threads} thread(s): GB/s of useful traffic, median of {REPEAT} (higher is better)")
     columns = list(rates)
     head = "".join(f"{c:>13}" for c in columns)

@@ -50,6 +50,7 @@ from graphc.node import Node
 VOID = ir.VoidType()
 TILE = 16  # a transpose's tile edge (16 x 16 elements: 1-4 KB, an L1-resident block)
 LABELS, BOUNDS = 1, 2  # the kinds of failure a kernel reports in status[1]
+INTERLEAVE, INTERLEAVE_MIN_COST = 4, 8  # elementwise loops with an exp's worth of math
 BOUNDS_CHECK = os.environ.get("GRAPHC_BOUNDS_CHECK", "0") not in ("", "0")
 CONV_KERNELS = {"conv": "conv", "conv_transpose": "conv_transpose", "conv_wgrad": "conv_wgrad"}
 OP_KERNELS = {
@@ -304,7 +305,10 @@ class ModuleBuilder:
                     self.store(b, node, get(node, index), index, loops)
 
         cost = parallel.cost(kernel.nodes)
-        parallel.nest(self, b, domain, body, "i", cost, before=before if scalars else None)
+        # long chains of math per element (exp, tanh...): four vector chains in flight
+        hint = INTERLEAVE if cost >= INTERLEAVE_MIN_COST else 1
+        prepare = before if scalars else None
+        parallel.nest(self, b, domain, body, "i", cost, before=prepare, interleave=hint)
 
     def reduce(self, b: ir.IRBuilder, kernel: Kernel) -> None:
         anchor = kernel.anchor

@@ -10,9 +10,11 @@ so a model's compile does not optimise it again.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from llvmlite import binding as llvm
 from llvmlite import ir
@@ -372,12 +374,8 @@ class Generated:
         t = tiling(ty)
         size = _bytes(ty)
         ptr = ty.as_pointer()
-        fn, b = _function(
-            self.module,
-            f"graphc.gemm.{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}.{_suffix(ty)}"
-            f".{_suffix(ta)}.{_suffix(tb)}.{t.mr}x{t.nr}.k{t.kc}",  # one symbol per tiling
-            [I64, I64, I64, ta.as_pointer(), I64, I64, tb.as_pointer(), I64, I64, ptr, I64],
-        )
+        name = _library_name(ty, ta, tb, trans_a, trans_b)
+        fn, b = _function(self.module, name, _library_args(ty, ta, tb))
         m, n, k, a, rsa, csa, src_b, rsb, csb, c, ldc = fn.args
         for arg, name in zip(fn.args, "m n k a rsa csa b rsb csb c ldc".split()):
             arg.name = name
@@ -513,16 +511,58 @@ def library_gemm(
     return found
 
 
+def _library_name(ty: ir.Type, ta: ir.Type, tb: ir.Type, trans_a: bool, trans_b: bool) -> str:
+    t = tiling(ty)
+    layout = f"{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}"
+    # one symbol per tiling
+    return f"graphc.gemm.{layout}.{_suffix(ty)}.{_suffix(ta)}.{_suffix(tb)}.{t.mr}x{t.nr}.k{t.kc}"
+
+
+def _library_args(ty: ir.Type, ta: ir.Type, tb: ir.Type) -> list:
+    """gemm(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc)."""
+    return [
+        I64,
+        I64,
+        I64,
+        ta.as_pointer(),
+        I64,
+        I64,
+        tb.as_pointer(),
+        I64,
+        I64,
+        ty.as_pointer(),
+        I64,
+    ]
+
+
 def _compile_library(ty: ir.Type, ta: ir.Type, tb: ir.Type, trans_a: bool, trans_b: bool) -> tuple:
+    """The library gemm's (name, type, engine): its object code from the disk cache under a
+    key of its name, tiling and this generator's source (no IR is built then: that took
+    75 ms of a warm compile), else generated, optimised and compiled."""
     from backends.llvm import jit
 
-    library = ir.Module(name="graphc.gemm.library")
-    fn = Generated(library).gemm(ty, ta, tb, trans_a, trans_b)
-    fn.linkage = "external"
-    tm = jit.target_machine()
-    library.triple = tm.triple
-    library.data_layout = str(tm.target_data)
-    engine, _, _ = jit.engine(str(library), tm)
-    address = engine.get_function_address(fn.name)
-    llvm.add_symbol(fn.name, address)  # resolves the declarations in every later module
-    return fn.name, fn.function_type, engine  # the engine keeps the code alive
+    name = _library_name(ty, ta, tb, trans_a, trans_b)
+    t = tiling(ty)
+
+    def source() -> str:
+        library = ir.Module(name="graphc.gemm.library")
+        fn = Generated(library).gemm(ty, ta, tb, trans_a, trans_b)
+        fn.linkage = "external"
+        return str(library)
+
+    identity = f"{name} {t} {_generator_digest()}"
+    engine = jit.library_engine(identity, source, jit.target_machine())
+    address = engine.get_function_address(name)
+    llvm.add_symbol(name, address)  # resolves the declarations in every later module
+    signature = ir.FunctionType(ir.VoidType(), _library_args(ty, ta, tb))
+    return name, signature, engine  # the engine keeps the code alive
+
+
+@cache
+def _generator_digest() -> str:
+    """A hash of the code that generates the library gemm (this file and its helpers)."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for file in ("gemm_generated.py", "irutil.py", "jit.py"):
+        digest.update((here / file).read_bytes())
+    return digest.hexdigest()

@@ -50,9 +50,26 @@ def part_type(ty: ir.Type) -> ir.Type:
     return ty.elements[0] if is_complex(ty) else ty
 
 
+def interleave_hint(module: ir.Module, count: int) -> ir.MDValue:
+    """A loop ID (!llvm.loop) asking the vectoriser to interleave `count` vector iterations:
+    a long chain of dependent math (exp, tanh...) per element then has `count` independent
+    chains in flight, which the out-of-order core overlaps (a loop of tanh * sigmoid ran
+    1.6x faster with 4). Each loop gets its own node: a first operand that is itself."""
+    inner = module.add_metadata(
+        [ir.MetaDataString(module, "llvm.loop.interleave.count"), ir.Constant(I32, count)]
+    )
+    unique = ir.MetaDataString(module, f"graphc.loop.{len(module.metadata)}")
+    loop_id = module.add_metadata([unique, inner])
+    loop_id.operands = (loop_id, inner)
+    return loop_id
+
+
 @contextmanager
-def for_range(builder: ir.IRBuilder, count: ir.Value, name: str) -> Iterator[ir.Value]:
-    """for (i = 0; i < count; i++) { body }: yields i with the builder inside the body."""
+def for_range(
+    builder: ir.IRBuilder, count: ir.Value, name: str, interleave: int = 1
+) -> Iterator[ir.Value]:
+    """for (i = 0; i < count; i++) { body }: yields i with the builder inside the body;
+    interleave > 1 attaches interleave_hint to the loop."""
     function = builder.function
     head = function.append_basic_block(f"{name}.head")
     body = function.append_basic_block(f"{name}.body")
@@ -68,7 +85,9 @@ def for_range(builder: ir.IRBuilder, count: ir.Value, name: str) -> Iterator[ir.
     yield index
     following = builder.add(index, ir.Constant(I64, 1), name=f"{name}.next", flags=["nsw"])
     index.add_incoming(following, builder.block)
-    builder.branch(head)
+    back = builder.branch(head)
+    if interleave > 1:
+        back.set_metadata("llvm.loop", interleave_hint(builder.module, interleave))
     builder.position_at_end(done)
 
 

@@ -55,3 +55,24 @@ def engine(text: str, tm: llvm.TargetMachine) -> tuple:
     )
     jit.finalize_object()
     return jit, parsed, cached is not None
+
+
+def library_engine(identity: str, source, tm: llvm.TargetMachine):  # noqa: ANN001, ANN201
+    """An MCJIT engine for a library module known by `identity` (a string naming what the
+    code is, e.g. a generator's version and parameters): on a disk-cache hit the object code
+    is loaded into an empty module, and source() (the IR text) is never built."""
+    name = cache.key(f"library: {identity}", tm)
+    cached = cache.load(name)
+    if cached is None:
+        parsed = llvm.parse_assembly(source())
+        parsed.verify()
+        optimise(parsed, tm)
+    else:
+        parsed = llvm.parse_assembly(f'target triple = "{tm.triple}"\n')
+    jit = llvm.create_mcjit_compiler(parsed, tm)
+    jit.set_object_cache(
+        notify_func=lambda module, code: cache.store(name, code),
+        getbuffer_func=lambda module: cached,
+    )
+    jit.finalize_object()
+    return jit

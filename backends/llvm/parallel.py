@@ -127,18 +127,20 @@ def nest(  # noqa: PLR0913
     inner: tuple = (),
     collapse: int = 1,
     before: Callable[[], None] | None = None,
+    interleave: int = 1,
 ) -> None:
     """Loops over `domain` around body(loops), like ModuleBuilder._nest, with the first
     `collapse` axes split over threads when the estimated work, prod(domain) * prod(inner)
     * per_element, is large enough. `body` must not use IR values made before this call
     (it is emitted into another function) except those `before()` makes: it runs where the
-    loops are built, ahead of them; size-1 axes get the constant 0 for a variable."""
+    loops are built, ahead of them; size-1 axes get the constant 0 for a variable.
+    `interleave` > 1 hints the innermost loop to the vectoriser (irutil.interleave_hint)."""
     domain = tuple(sympy.sympify(d) for d in domain)
     outer = [k for k in range(min(collapse, len(domain))) if domain[k] != 1]
     if not outer:
         if before is not None:
             before()
-        _serial(self, b, domain, [], body, name)
+        _serial(self, b, domain, [], body, name, interleave=interleave)
         return
     rest = domain[outer[-1] + 1 :]
     count = ir.Constant(I64, 1)
@@ -149,12 +151,12 @@ def nest(  # noqa: PLR0913
         work = b.mul(work, self.size(b, d), name=f"{name}.work")
     work = b.mul(work, count, name=f"{name}.work")
     runtime = _runtime(b.module)
-    outlined = _outline(self, b, domain, outer, body, name, before)
+    outlined = _outline(self, b, domain, outer, body, name, before, interleave)
     bufs, sizes, status = b.function.args[:3]
     b.call(runtime, [outlined, bufs, sizes, status, count, work])
 
 
-def _outline(self, b, domain, outer, body, name, before=None):  # noqa: ANN001, ANN202
+def _outline(self, b, domain, outer, body, name, before=None, interleave=1):  # noqa: ANN001, ANN202
     """The function running iterations [start, end) of the flattened `outer` axes."""
     module = b.module
     fn = ir.Function(module, BODY, name=f"{b.function.name}.par.{len(module.functions)}")
@@ -170,7 +172,9 @@ def _outline(self, b, domain, outer, body, name, before=None):  # noqa: ANN001, 
     if before is not None:
         before()
     span = b.sub(end, start, name="span")
-    with for_range(b, span, f"{name}.p") as j:
+    rest = domain[outer[-1] + 1 :]
+    innermost = all(d == 1 for d in rest)  # the chunk's loop is the innermost one
+    with for_range(b, span, f"{name}.p", interleave if innermost else 1) as j:
         flat = b.add(start, j, name=f"{name}.flat")
         loops = [ir.Constant(I64, 0)] * (outer[-1] + 1)
         for k in reversed(outer[1:]):
@@ -178,22 +182,25 @@ def _outline(self, b, domain, outer, body, name, before=None):  # noqa: ANN001, 
             loops[k] = b.srem(flat, extent, name=f"{name}{k}")
             flat = b.sdiv(flat, extent, name=f"{name}.q")
         loops[outer[0]] = flat
-        _serial(self, b, domain[outer[-1] + 1 :], loops, body, name, first=outer[-1] + 1)
+        _serial(self, b, rest, loops, body, name, outer[-1] + 1, interleave)
     b.ret_void()
     b.position_at_end(saved)
     return fn
 
 
-def _serial(self, b, domain, loops, body, name, first=0) -> None:  # noqa: ANN001
-    """Loops over `domain` (variables after `loops`) around body; 0 for size-1 axes."""
+def _serial(self, b, domain, loops, body, name, first=0, interleave=1) -> None:  # noqa: ANN001
+    """Loops over `domain` (variables after `loops`) around body; 0 for size-1 axes; the
+    innermost loop gets the interleave hint."""
     if not domain:
         body(list(loops))
         return
     if domain[0] == 1:
-        _serial(self, b, domain[1:], loops + [ir.Constant(I64, 0)], body, name, first + 1)
+        zero = ir.Constant(I64, 0)
+        _serial(self, b, domain[1:], loops + [zero], body, name, first + 1, interleave)
         return
-    with for_range(b, self.size(b, domain[0]), f"{name}{first}") as var:
-        _serial(self, b, domain[1:], loops + [var], body, name, first + 1)
+    hint = interleave if all(d == 1 for d in domain[1:]) else 1
+    with for_range(b, self.size(b, domain[0]), f"{name}{first}", hint) as var:
+        _serial(self, b, domain[1:], loops + [var], body, name, first + 1, interleave)
 
 
 def entry_alloca(b: ir.IRBuilder, ty: ir.Type, name: str) -> ir.Value:

@@ -224,3 +224,27 @@ def test_the_mlp_training_step_agrees_with_numpy(path):
     np.testing.assert_allclose(finals["llvm"][0], finals["numpy"][0], rtol=1e-5)
     for a, b in zip(finals["llvm"][1], finals["numpy"][1]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_the_library_gemm_loads_from_the_disk_cache_without_building_ir(monkeypatch, tmp_path):
+    from llvmlite import ir
+
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    f32 = ir.FloatType()
+    first = gemm_generated._compile_library(f32, f32, f32, False, True)
+    assert list(tmp_path.glob("*.o"))  # stored
+
+    def no_ir(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a cache hit must not generate the gemm's IR")
+
+    monkeypatch.setattr(gemm_generated.Generated, "gemm", no_ir)
+    second = gemm_generated._compile_library(f32, f32, f32, False, True)
+    assert second[0] == first[0] and str(second[1]) == str(first[1])
+    assert second[2].get_function_address(second[0]) != 0
+    # a corrupt entry is rebuilt, never trusted
+    for entry in tmp_path.glob("*.o"):
+        entry.write_bytes(entry.read_bytes()[:-7] + b"garbage")
+    monkeypatch.undo()
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    third = gemm_generated._compile_library(f32, f32, f32, False, True)
+    assert third[2].get_function_address(third[0]) != 0

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from llvmlite import ir
 
+import graphc as gc
 from backends.llvm import vmath
 
 DTYPES = {np.float32: ir.FloatType(), np.float64: ir.DoubleType()}
@@ -241,3 +242,16 @@ def test_map_loop_vectorizes(name, dtype):
     assert re.search(rf"\bvfn?m(add|sub)\d+{suffix}\s.*%[yz]mm", asm), asm[:2000]
     assert re.search(rf"\bvmul{suffix}\s.*%[yz]mm", asm)
     assert not re.search(r"\bcall", asm)
+
+
+def test_loops_of_transcendental_math_are_interleaved_and_cheap_ones_not():
+    # four vector chains in flight for a loop of tanh/sigmoid (latency-bound); a plain
+    # multiply-add keeps LLVM's own choice
+    x = gc.input("x", (4096,))
+    heavy = gc.compile([x], [gc.tanh(x) * gc.sigmoid(x)], backend="llvm")
+    light = gc.compile([x], [x * 2.0 + 1.0], backend="llvm")
+    assert '!"llvm.loop.interleave.count", i32 4' in heavy.source
+    assert "llvm.loop.interleave.count" not in light.source
+    xs = np.linspace(-30, 30, 4096, dtype=np.float32)
+    ref = np.tanh(xs) / (1 + np.exp(-xs))
+    np.testing.assert_allclose(heavy(xs)[0], ref, rtol=2e-6, atol=1e-30)
