@@ -9,6 +9,8 @@ position in the zero padding contributes 0 and is never loaded (its index is rep
 
 from __future__ import annotations
 
+from math import prod
+
 from llvmlite import ir
 
 from backends.llvm import parallel
@@ -221,12 +223,17 @@ def im2col(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     (x,) = anchor.inputs
     ty = llvm_type(anchor.dtype)
     attrs = anchor.attrs
-    kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
-    taps = _const(1)
-    for k in kernel_sizes:
-        taps = b.mul(taps, k, name="taps")
     groups = attrs["groups"]
-    c_in_g = b.sdiv(self.size(b, x.shape[1]), _const(groups), name="cg")
+    kernel_sizes = taps = c_in_g = None
+
+    def prepare() -> None:  # the values every row reads, made where the loops are built
+        nonlocal kernel_sizes, taps, c_in_g
+        kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
+        taps = _const(1)
+        for k in kernel_sizes:
+            taps = b.mul(taps, k, name="taps")
+        c_in_g = b.sdiv(self.size(b, x.shape[1]), _const(groups), name="cg")
+
     out_sizes = []
     for n_axis, k, s, d, (p0, p1) in zip(
         x.shape[2:], attrs["kernel_size"], attrs["stride"], attrs["dilation"], attrs["padding"]
@@ -274,7 +281,8 @@ def im2col(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         _span(self, b, lo, b.sub(hi, lo, name="cnt"), copy, "cp")
         _span(self, b, hi, b.sub(m, hi, name="rest"), lambda q: store(q, zero), "z1")
 
-    self._nest(b, box, row, "o")
+    # rows of (n, g, c) split over threads
+    parallel.nest(self, b, box, row, "o", 2, (out_sizes[-1],), collapse=3, before=prepare)
 
 
 def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
@@ -294,22 +302,32 @@ def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     for size in kernel_sizes:
         taps = b.mul(taps, size, name="taps")
     groups = attrs["groups"]
-    c_in_g = b.sdiv(self.size(b, anchor.shape[1]), _const(groups), name="cg")
-    out_sizes = []
-    for n_axis, k, s, d, (p0, p1) in zip(
-        attrs["input_size"],
-        attrs["kernel_size"],
-        attrs["stride"],
-        attrs["dilation"],
-        attrs["padding"],
-    ):
-        out_sizes.append(self.size(b, (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1))
-    width = self.size(b, anchor.shape[-1])
-    with b.goto_entry_block():
-        row = b.alloca(ty, size=width, name="row")
+    kernel_sizes = taps = c_in_g = width = row = m = None
+    out_sizes: list = []
+
+    def prepare() -> None:  # the values every line reads, made where the loops are built
+        nonlocal kernel_sizes, taps, c_in_g, width, row, m
+        kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
+        taps = _const(1)
+        for size in kernel_sizes:
+            taps = b.mul(taps, size, name="taps")
+        c_in_g = b.sdiv(self.size(b, anchor.shape[1]), _const(groups), name="cg")
+        out_sizes.clear()
+        for n_axis, k, s, d, (p0, p1) in zip(
+            attrs["input_size"],
+            attrs["kernel_size"],
+            attrs["stride"],
+            attrs["dilation"],
+            attrs["padding"],
+        ):
+            out_sizes.append(self.size(b, (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1))
+        width = self.size(b, anchor.shape[-1])
+        with b.goto_entry_block():
+            row = b.alloca(ty, size=width, name="row")
+        m = out_sizes[-1]
+
     dilation, before = attrs["dilation"][-1], attrs["padding"][-1][0]
     befores = [p0 for p0, _ in attrs["padding"][:-1]]
-    m = out_sizes[-1]
 
     def line(loops: list) -> None:
         n, channel, *pos = loops
@@ -356,7 +374,9 @@ def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             value = b.load(b.gep(row, [j], name="rv"), name="x")
             _finish(self, b, kernel, value, [n, channel, *pos, j])
 
-    self._nest(b, anchor.shape[:-1], line, "o")
+    per_line = 4 * prod(int(k) for k in attrs["kernel_size"])  # a load-add-store a tap
+    inner = (anchor.shape[-1],)
+    parallel.nest(self, b, anchor.shape[:-1], line, "o", per_line, inner, 2, before=prepare)
 
 
 def _col2im_gather(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -74,6 +75,15 @@ GENERATED_MIN = 64
 BLAS_MIN_WORK = 1 << 26
 
 
+OPENBLAS_THREADED_WORK = 65536 * 4  # m*n*k above which OpenBLAS's sgemm uses its threads
+SINGLE_MAX_WORK = 1 << 24  # m*n*k below which a lone product runs on one thread (~0.3 ms)
+
+
+def _single_threaded_blas(work: sympy.Expr) -> bool:
+    """A product BLAS runs on the calling thread (small and of known size)."""
+    return work.is_number and int(work) < OPENBLAS_THREADED_WORK
+
+
 def _auto(m: int, n: int, k: int) -> tuple:
     """(path, why) of auto for static sizes."""
     small = [f"{name} = {v}" for name, v in (("m", m), ("n", n), ("k", k)) if v < GENERATED_MIN]
@@ -100,6 +110,12 @@ class Blas:
     int_type: ir.IntType  # 64-bit ints (ILP64) or 32-bit ones (LP64)
     source: str
     keep: object  # holds the library loaded
+    # the same routines in a private copy of the library, set to one thread: called from
+    # graphc's own threads (a batch of products split over them) and for small products, so
+    # OpenBLAS's pool never competes with graphc's threads (its workers spin ~0.1 s after a
+    # call: a kernel split over two threads waited for a time slice, 0.3 -> 2 ms); None when
+    # the library cannot be copied (then every call goes to the shared one)
+    single: dict | None = None
 
     @property
     def int_max(self) -> int:
@@ -119,8 +135,38 @@ def _numpy_openblas() -> Blas | None:
             }
         except (OSError, AttributeError):
             continue
-        return Blas(found, ir.IntType(64), f"numpy's OpenBLAS ({path.name})", library)
+        single, copy = _private_copy(path)
+        return Blas(
+            found, ir.IntType(64), f"numpy's OpenBLAS ({path.name})", (library, copy), single
+        )
     return None
+
+
+def _private_copy(path: Path) -> tuple:
+    """(routines, library) of a private copy of OpenBLAS `path` (its own state and thread
+    pool, set to one thread), or (None, None). A second dlopen of the same file would give the
+    same instance, so the copy lives in the cache folder, named by the original's size and
+    modification time."""
+    from backends.llvm import cache
+
+    stat = path.stat()
+    folder = cache.folder().parent / "blas"
+    copy = folder / f"{stat.st_size}-{int(stat.st_mtime)}-{path.name}"
+    try:
+        if not copy.exists() or copy.stat().st_size != stat.st_size:
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = copy.with_suffix(f".{os.getpid()}.tmp")
+            shutil.copyfile(path, partial)
+            os.replace(partial, copy)  # a concurrent process sees the whole file or none
+        library = ctypes.CDLL(str(copy), mode=os.RTLD_LOCAL)
+        library.scipy_openblas_set_num_threads64_(1)
+        found = {
+            r: ctypes.cast(getattr(library, f"scipy_{r}_64_"), ctypes.c_void_p).value
+            for r in ("sgemm", "dgemm", "cgemm", "zgemm")
+        }
+    except (OSError, AttributeError):
+        return None, None
+    return found, library
 
 
 def _scipy_blas() -> Blas | None:
@@ -150,10 +196,17 @@ def blas_routines() -> Blas | None:
 
 
 def _blas_call(
-    state: GemmState, b: ir.IRBuilder, ty: ir.Type, slots: dict, args: tuple, trans: tuple
+    state: GemmState,
+    b: ir.IRBuilder,
+    ty: ir.Type,
+    slots: dict,
+    args: tuple,
+    trans: tuple,
+    single: ir.Value | bool = False,
 ) -> None:
     """Row-major C = op(A) op(B) as column-major C^T = op(B)^T op(A)^T through ?gemm: a
-    row-major matrix is its column-major transpose, so B goes first."""
+    row-major matrix is its column-major transpose, so B goes first. `single` (a constant,
+    or an i1 decided at run time) calls the one-thread copy of the library."""
     m, n, k, a, rsa, csa, src_b, rsb, csb, c, ldc = args
     a_trans, b_trans = trans
     routine = {"float": "sgemm", "double": "dgemm"}.get(str(ty), "cgemm" if ty == C64 else "zgemm")
@@ -161,7 +214,13 @@ def _blas_call(
     int_type = blas_routines().int_type
     ip = int_type.as_pointer()
     fnty = ir.FunctionType(VOID, [I8P, I8P, ip, ip, ip, ptr, ptr, ip, ptr, ip, ptr, ptr, ip])
-    target = b.bitcast(b.load(state.blas_global(routine), name=routine), fnty.as_pointer())
+    shared = b.load(state.blas_global(routine), name=routine)
+    if single is False or blas_routines().single is None:
+        address = shared
+    else:
+        own = b.load(state.blas_global(routine, True), name=f"{routine}.single")
+        address = own if single is True else b.select(single, own, shared, name="which")
+    target = b.bitcast(address, fnty.as_pointer())
     # B (k x n) not transposed is column-major n x k with ld rsb; transposed, k x n with ld csb
     # A (m x k) not transposed is column-major k x m with ld rsa; transposed, m x k with ld csa
     b.store(ir.Constant(I8, ord("T" if b_trans else "N")), slots["ta"])
@@ -213,12 +272,13 @@ class GemmState:
         self.blas_globals: dict = {}  # global name -> routine
         self.choices: list = []
 
-    def blas_global(self, routine: str) -> ir.GlobalVariable:
-        name = f"graphc.{routine}"
+    def blas_global(self, routine: str, single: bool = False) -> ir.GlobalVariable:
+        """The global holding the routine's address (single: the one-thread copy's)."""
+        name = f"graphc.{routine}{'.single' if single else ''}"
         if name not in self.blas_globals:
             var = ir.GlobalVariable(self.module, I8P, name=name)
             var.initializer = ir.Constant(I8P, None)  # external linkage: never folded
-            self.blas_globals[name] = routine
+            self.blas_globals[name] = (routine, single)
         return self.module.globals[name]
 
     def link(self, engine: llvm.ExecutionEngine) -> None:
@@ -226,11 +286,12 @@ class GemmState:
         if not self.blas_globals:
             return
         routines = blas_routines()
-        for name, routine in self.blas_globals.items():
+        for name, (routine, single) in self.blas_globals.items():
             address = engine.get_global_value_address(name)
             if not address:
                 raise RuntimeError(f"llvm backend: the JIT lost the global @{name}")
-            ctypes.c_void_p.from_address(address).value = routines.routines[routine]
+            table = routines.single if single and routines.single else routines.routines
+            ctypes.c_void_p.from_address(address).value = table[routine]
 
     def describe(self) -> str:
         if not self.choices:
@@ -350,14 +411,20 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         f"{'' if path == 'blas' else '; ' + tiles})"
     )
 
-    slots = {}
-    if path != "generated":
-        for name in ("m", "n", "k", "lda", "ldb", "ldc"):
-            slots[name] = b.alloca(blas_routines().int_type, name=f"blas.{name}")
-        for name in ("ta", "tb"):
-            slots[name] = b.alloca(I8, name=f"blas.{name}")
-        for name in ("alpha", "beta"):
-            slots[name] = b.alloca(ty, name=f"blas.{name}")
+    def blas_slots() -> dict:
+        """The BLAS call's by-reference arguments: stack slots of the function being built."""
+        slots = {}
+        if path != "generated":
+            for name in ("m", "n", "k", "lda", "ldb", "ldc"):
+                int_type = blas_routines().int_type
+                slots[name] = parallel.entry_alloca(b, int_type, f"blas.{name}")
+            for name in ("ta", "tb"):
+                slots[name] = parallel.entry_alloca(b, I8, f"blas.{name}")
+            for name in ("alpha", "beta"):
+                slots[name] = parallel.entry_alloca(b, ty, f"blas.{name}")
+        return slots
+
+    slots = blas_slots()
 
     size = lambda e: self.size(b, e)  # noqa: E731
 
@@ -374,8 +441,13 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
 
     outer = operands()
     mv, nv, kv, base_a, base_b, base_c = outer[:6]
-    # the generated GEMM is one thread: a batch of them splits over the threads
-    threaded = path == "generated" and bool(loop_batch)
+    # the generated GEMM is one thread, and so is BLAS below OpenBLAS's threading threshold:
+    # a batch of them splits over the threads (concurrent BLAS calls are safe: numpy makes
+    # them from Python threads without the GIL)
+    single_copy = routines is not None and routines.single is not None
+    threaded = bool(loop_batch) and (
+        path == "generated" or single_copy or _single_threaded_blas(work)
+    )
 
     dims = [sympy.sympify(e) for e in (m, n, k, left.rs, left.cs, right.rs, right.cs)]
     int_max = routines.int_max if routines is not None else 0
@@ -383,6 +455,14 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
 
     def product(loops: list) -> None:
         mv, nv, kv, base_a, base_b, base_c, rsa, csa, rsb, csb = operands() if threaded else outer
+        slots_here = blas_slots() if threaded else slots
+        # the one-thread BLAS for a batch (split over graphc's threads) or a small product;
+        # a large lone product keeps the library's own threads
+        count = _c(1)
+        for extent in loop_batch:
+            count = b.mul(count, size(extent), name="batch")
+        small = b.icmp_signed("<", b.mul(b.mul(mv, nv), kv), _c(SINGLE_MAX_WORK), name="small")
+        single = b.or_(b.icmp_signed(">=", count, _c(2), name="many"), small, name="single")
         ldc = nv
         off_a, off_b, off_c = _c(0), _c(0), _c(0)
         c_stride = b.mul(mv, nv)
@@ -413,7 +493,7 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             b.call(generated(ty, ta, tb, left.transposed, right.transposed), list(args))
             return
         if path == "blas" and static_ok:  # sizes known to suit BLAS: no fallback
-            _blas_call(gs, b, ty, slots, args, (left.transposed, right.transposed))
+            _blas_call(gs, b, ty, slots_here, args, (left.transposed, right.transposed), single)
             return
         ok = ir.Constant(I1, 1)
         for value in (mv, nv, kv):  # BLAS: positive sizes that fit its ints
@@ -427,7 +507,8 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             ok = b.and_(ok, b.not_(tiled, name="skinny"), name="blas.ok")
         with b.if_else(ok) as (blas, own):
             with blas:
-                _blas_call(gs, b, ty, slots, args, (left.transposed, right.transposed))
+                trans = (left.transposed, right.transposed)
+                _blas_call(gs, b, ty, slots_here, args, trans, single)
             with own:  # a size BLAS cannot take (0, or past its 32-bit ints), or small
                 b.call(generated(ty, ta, tb, left.transposed, right.transposed), list(args))
 

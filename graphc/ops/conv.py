@@ -487,7 +487,8 @@ def _col2im_impl(ctx: Any, cols: np.ndarray) -> np.ndarray:
         (n - d * (k - 1) - 1) // s + 1
         for n, k, s, d in zip(padded, kernel, a["stride"], a["dilation"])
     )
-    blocks = cols.reshape(cols.shape[0], g, -1, int(np.prod(kernel)), *out)
+    taps = int(np.prod(kernel))
+    blocks = cols.reshape(cols.shape[0], g, cols.shape[2] // taps, taps, *out)  # N may be 0
     xp = np.zeros((cols.shape[0], g, blocks.shape[2], *padded), dtype=ctx.dtype)
     for j, offset in enumerate(np.ndindex(*kernel)):
         xp[(Ellipsis, *_window(offset, a["stride"], a["dilation"], out))] += blocks[:, :, :, j]

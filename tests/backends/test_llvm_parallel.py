@@ -66,8 +66,8 @@ def image_graph() -> tuple:
 
 @functools.cache
 def transform_graph() -> tuple:
-    """FFT (conv algo="fft": rfft, fft, transposes to the bins-first layout), Winograd tiles
-    and batched generated GEMMs, and 3-D transposes, on (N, 3, 9, 10) float64."""
+    """FFT (conv algo="fft": rfft, fft, transposes to the bins-first layout), Winograd tiles,
+    im2col/col2im, batched GEMMs, and 3-D transposes, on (N, 3, 9, 10) float64."""
     N = gc.dim("N")
     x = gc.input("x", (N, 3, 9, 10), "float64")
     w = gc.input("w", (4, 3, 3, 3), "float64")
@@ -75,11 +75,12 @@ def transform_graph() -> tuple:
     outs = [
         gc.conv(x, w, padding="same", algo="fft"),
         gc.conv(x, w, padding=1, algo="winograd"),
+        gc.conv(x, w, padding=(1, 2), algo="gemm"),  # im2col, and col2im in the gradient
         gc.transpose(x, (0, 3, 1, 2)) * 2.0,
         gc.transpose(x, (1, 0, 2, 3)) + 1.0,
         gc.matmul(a, a),  # a batch of three generated 64^3 GEMMs
     ]
-    outs += gc.grad(gc.sum(outs[0] * outs[1]), [x, w])
+    outs += gc.grad(gc.sum(outs[0] * outs[1]) + gc.sum(gc.tanh(outs[2])), [x, w])
     return gc.compile([x, w, a], outs, backend="llvm"), gc.compile([x, w, a], outs)
 
 
