@@ -28,6 +28,7 @@ from backends.llvm.shape_ops import _address
 from graphc.kernels import Kernel
 
 BOOL = ir.IntType(1)
+LANES = 16  # the tile loops run over multiples of this many tiles
 
 
 def _const(v: int) -> ir.Constant:
@@ -125,8 +126,10 @@ def tiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     (m0, m1), (s0, s1), (o0, o1), (th, tw) = a["mats"], a["step"], a["origin"], a["tiles"]
     taps0, taps1 = len(m0[0]), len(m1[0])
     outs = len(m0) * len(m1)
-    width = (tw - 1) * s1 + taps1
-    stride = -(-tw // 16) * 16  # rows of the output block, apart by whole vectors
+    # the tile loop runs over whole vectors (16 lanes): the last ones are transforms of
+    # zeros past the image, computed and never stored (a row of 14 tiles ran as scalars)
+    stride = -(-tw // LANES) * LANES
+    width = (stride - 1) * s1 + taps1
 
     def row(loops: list) -> None:
         n, c, i = loops
@@ -160,7 +163,7 @@ def tiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
                     at = b.add(j, _const((r * len(m1) + q) * stride), name="o")
                     b.store(value, _at(b, block, at))
 
-        _span(b, _const(0), _const(tw), tile, "j")
+        _span(b, _const(0), _const(stride), tile, "j")
         base = b.mul(n, _const(th * tw), name="nt")
         base = b.add(base, b.mul(i, _const(tw), name="itw"), name="base")
         for ab in range(outs):
@@ -226,7 +229,7 @@ def untiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
                 "the kernel places non-overlapping tiles that cover the output"
             )
     ins0, ins1 = len(m0[0]), len(m1[0])
-    stride = -(-tw // 16) * 16
+    stride = -(-tw // LANES) * LANES
 
     def row(loops: list) -> None:
         n, c, i = loops
@@ -242,6 +245,7 @@ def untiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
                 b.store(value, _at(b, block, b.add(j, _const(ab * stride), name="o")))
 
             _span(b, _const(0), _const(tw), load, "ld")
+            _zeros(b, _at(b, block, _const(ab * stride + tw)), stride - tw, ty)  # idle lanes
 
         def tile(j: ir.Value) -> None:
             values = []
@@ -256,7 +260,7 @@ def untiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
                     k = b.add(j, _const((u * len(m1) + q) * stride), name="k")
                     b.store(value, _at(b, out, k))
 
-        _span(b, _const(0), _const(tw), tile, "j")
+        _span(b, _const(0), _const(stride), tile, "j")
         top = b.add(b.mul(i, _const(s0), name="is"), _const(o0), name="top")
         for u in range(len(m0)):
             y = b.add(top, _const(u), name="y")
