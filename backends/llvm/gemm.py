@@ -50,7 +50,7 @@ from llvmlite import ir
 
 from backends.llvm import parallel
 from backends.llvm.complex_gemm import complex_gemm
-from backends.llvm.gemm_generated import _at, _c, _max, library_gemm, tiling
+from backends.llvm.gemm_generated import _at, _c, _max, _min, library_gemm, tiling
 from backends.llvm.irutil import C64, I1, I8, I8P, I32, is_complex, is_float, llvm_type, part_type
 from graphc.kernels import (
     LOOP_VARS,
@@ -76,7 +76,8 @@ BLAS_MIN_WORK = 1 << 26
 
 
 OPENBLAS_THREADED_WORK = 65536 * 4  # m*n*k above which OpenBLAS's sgemm uses its threads
-SINGLE_MAX_WORK = 1 << 24  # m*n*k below which a lone product runs on one thread (~0.3 ms)
+SINGLE_MAX_WORK = 1 << 24  # m*n*k below which graphc's threads run a lone product (~0.3 ms)
+ROW_BLOCK = 128  # rows of such a product a thread's BLAS call computes
 
 
 def _single_threaded_blas(work: sympy.Expr) -> bool:
@@ -453,6 +454,33 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     int_max = routines.int_max if routines is not None else 0
     static_ok = all(e.is_number for e in dims) and all(0 < int(e) <= int_max for e in dims)
 
+    trans = (left.transposed, right.transposed)
+
+    def call_blas(args: tuple, slots_here: dict, single: ir.Value, small: ir.Value) -> None:
+        """The BLAS call; a lone product small enough for one or two of OpenBLAS's threads
+        runs as blocks of ROW_BLOCK rows over graphc's threads (the one-thread copy: B is
+        packed once a block, 1/ROW_BLOCK of the block's work)."""
+        if loop_batch or not single_copy:
+            _blas_call(gs, b, ty, slots_here, args, trans, single)
+            return
+        with b.if_else(small) as (split, whole):
+            with split:
+                blocks = (m + ROW_BLOCK - 1) // ROW_BLOCK
+                inner = (ROW_BLOCK, n, k)
+                parallel.nest(self, b, (blocks,), row_block, "gr", 2, inner)
+            with whole:
+                _blas_call(gs, b, ty, slots_here, args, trans, False)
+
+    def row_block(loops: list) -> None:
+        (block,) = loops
+        mv, nv, kv, base_a, base_b, base_c, rsa, csa, rsb, csb = operands()
+        first = b.mul(block, _c(ROW_BLOCK), name="row0")
+        rows = _min(b, _c(ROW_BLOCK), b.sub(mv, first, name="left"))
+        a_block = _at(b, base_a, b.mul(first, rsa, name="a.off"))
+        c_block = _at(b, base_c, b.mul(first, nv, name="c.off"))
+        args = (rows, nv, kv, a_block, rsa, csa, base_b, rsb, csb, c_block, nv)
+        _blas_call(gs, b, ty, blas_slots(), args, trans, True)
+
     def product(loops: list) -> None:
         mv, nv, kv, base_a, base_b, base_c, rsa, csa, rsb, csb = operands() if threaded else outer
         slots_here = blas_slots() if threaded else slots
@@ -493,7 +521,7 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             b.call(generated(ty, ta, tb, left.transposed, right.transposed), list(args))
             return
         if path == "blas" and static_ok:  # sizes known to suit BLAS: no fallback
-            _blas_call(gs, b, ty, slots_here, args, (left.transposed, right.transposed), single)
+            call_blas(args, slots_here, single, small)
             return
         ok = ir.Constant(I1, 1)
         for value in (mv, nv, kv):  # BLAS: positive sizes that fit its ints
@@ -507,8 +535,7 @@ def matmul(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
             ok = b.and_(ok, b.not_(tiled, name="skinny"), name="blas.ok")
         with b.if_else(ok) as (blas, own):
             with blas:
-                trans = (left.transposed, right.transposed)
-                _blas_call(gs, b, ty, slots_here, args, trans, single)
+                call_blas(args, slots_here, single, small)
             with own:  # a size BLAS cannot take (0, or past its 32-bit ints), or small
                 b.call(generated(ty, ta, tb, left.transposed, right.transposed), list(args))
 

@@ -226,12 +226,16 @@ def test_the_mlp_training_step_agrees_with_numpy(path):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+KEEP: list = []  # engines of the test's library gemms: the process's symbol points into them
+
+
 def test_the_library_gemm_loads_from_the_disk_cache_without_building_ir(monkeypatch, tmp_path):
     from llvmlite import ir
 
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
     f32 = ir.FloatType()
     first = gemm_generated._compile_library(f32, f32, f32, False, True)
+    KEEP.append(first)  # each call points the gemm's symbol at its own engine's code
     assert list(tmp_path.glob("*.o"))  # stored
 
     def no_ir(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
@@ -239,6 +243,7 @@ def test_the_library_gemm_loads_from_the_disk_cache_without_building_ir(monkeypa
 
     monkeypatch.setattr(gemm_generated.Generated, "gemm", no_ir)
     second = gemm_generated._compile_library(f32, f32, f32, False, True)
+    KEEP.append(second)
     assert second[0] == first[0] and str(second[1]) == str(first[1])
     assert second[2].get_function_address(second[0]) != 0
     # a corrupt entry is rebuilt, never trusted
@@ -247,4 +252,5 @@ def test_the_library_gemm_loads_from_the_disk_cache_without_building_ir(monkeypa
     monkeypatch.undo()
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
     third = gemm_generated._compile_library(f32, f32, f32, False, True)
+    KEEP.append(third)
     assert third[2].get_function_address(third[0]) != 0

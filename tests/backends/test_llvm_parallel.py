@@ -223,3 +223,20 @@ def test_a_bad_thread_count_is_a_clear_error(monkeypatch):
         monkeypatch.setenv("GRAPHC_NUM_THREADS", bad)
         with pytest.raises(ValueError, match="GRAPHC_NUM_THREADS"):
             f(np.ones(3, dtype=np.float32))
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_a_lone_blas_product_split_in_row_blocks(threads, count):
+    # (m x k) @ (k x n) below OpenBLAS's threading size runs as blocks of 128 rows over
+    # graphc's threads; a ragged last block, a transposed operand and a fused epilogue
+    threads(count)
+    N = gc.dim("N")
+    a = gc.input("a", (N, 200))
+    b = gc.input("b", (48, 200))
+    outs = [gc.relu(gc.matmul(a, gc.transpose(b)) + 1.0), gc.matmul(gc.transpose(a), a)]
+    f, ref = gc.compile([a, b], outs, backend="llvm"), gc.compile([a, b], outs)
+    bs = rng.standard_normal((48, 200)).astype(np.float32)
+    for n in (0, 1, 300, 1000):
+        xs = rng.standard_normal((n, 200)).astype(np.float32)
+        agree(f(xs, bs), ref(xs, bs), 1e-4)
+    assert f.executable.last_call_workers > 0
