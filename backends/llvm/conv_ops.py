@@ -285,6 +285,21 @@ def im2col(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     parallel.nest(self, b, box, row, "o", 2, (out_sizes[-1],), collapse=3, before=prepare)
 
 
+def _column_extents(self, b: ir.IRBuilder, attrs: dict) -> list:  # noqa: ANN001
+    """The output positions per spatial axis of the convolution whose columns col2im sums
+    back (i64 values)."""
+    extents = []
+    for n_axis, k, s, d, (p0, p1) in zip(
+        attrs["input_size"],
+        attrs["kernel_size"],
+        attrs["stride"],
+        attrs["dilation"],
+        attrs["padding"],
+    ):
+        extents.append(self.size(b, (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1))
+    return extents
+
+
 def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     # x[n, g*Cg + c, i] = sum_k cols[n, g, c*K + k, q] where i + pad - k*d = q*s exactly.
     # With stride 1 on the last axis, each row of x (n, c, outer position) is summed in a
@@ -312,15 +327,7 @@ def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         for size in kernel_sizes:
             taps = b.mul(taps, size, name="taps")
         c_in_g = b.sdiv(self.size(b, anchor.shape[1]), _const(groups), name="cg")
-        out_sizes.clear()
-        for n_axis, k, s, d, (p0, p1) in zip(
-            attrs["input_size"],
-            attrs["kernel_size"],
-            attrs["stride"],
-            attrs["dilation"],
-            attrs["padding"],
-        ):
-            out_sizes.append(self.size(b, (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1))
+        out_sizes[:] = _column_extents(self, b, attrs)
         width = self.size(b, anchor.shape[-1])
         with b.goto_entry_block():
             row = b.alloca(ty, size=width, name="row")
@@ -388,15 +395,7 @@ def _col2im_gather(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN0
     kernel_sizes = [self.size(b, k) for k in attrs["kernel_size"]]
     groups = attrs["groups"]
     c_in_g = b.sdiv(self.size(b, anchor.shape[1]), _const(groups), name="cg")
-    out_sizes = []
-    for n_axis, k, s, d, (p0, p1) in zip(
-        attrs["input_size"],
-        attrs["kernel_size"],
-        attrs["stride"],
-        attrs["dilation"],
-        attrs["padding"],
-    ):
-        out_sizes.append(self.size(b, (n_axis + p0 + p1 - d * (k - 1) - 1) // s + 1))
+    out_sizes = _column_extents(self, b, attrs)
     acc = b.alloca(ty, name="acc")
 
     def element(loops: list) -> None:
