@@ -41,13 +41,14 @@ import sympy
 from llvmlite import binding as llvm
 from llvmlite import ir
 
+from backends.llvm import pool
 from backends.llvm.irutil import I8P, I32, I64, for_range
 from graphc.node import Node
 
 THREADS, MIN_WORK, WORKERS = 2, 3, 4
 STATUS_SLOTS = 5
 MAX_THREADS = 256
-DEFAULT_MIN_WORK = 1 << 21  # ~0.2-0.5 ms a thread: starting and joining one costs ~30-50 us
+DEFAULT_MIN_WORK = 1 << 17  # ~20-40 us a thread: handing a chunk to a pooled worker costs ~1-10 us
 RUNTIME = "graphc.parallel_for"
 # per-element cost of an elementwise op in the work estimate (1 for the others)
 EXPENSIVE = {
@@ -105,7 +106,7 @@ def link_symbols() -> None:
     """Point MCJIT at this process's pthread_create / pthread_join (it would search the
     process too; naming them makes a missing one fail here, not in the linker)."""
     process = ctypes.CDLL(None)
-    for name in ("pthread_create", "pthread_join"):
+    for name in ("pthread_create", "pthread_join", "pthread_detach", "getpid", "syscall"):
         address = ctypes.cast(getattr(process, name), ctypes.c_void_p).value
         llvm.add_symbol(name, address)
 
@@ -291,6 +292,14 @@ def _emit_runtime(fn: ir.Function, worker: ir.Function) -> None:
         for k in range(2):
             b.store(zero, b.gep(pair, [ir.Constant(I32, 0), ir.Constant(I32, k)], name="st"))
         b.store(zero, _field(b, task, 7))
+    if pool.available():  # the process's workers, unless another call holds them
+        pooled = b.call(pool.declare(module, TASK.as_pointer()), [tasks, chunks], name="pooled")
+        with b.if_then(pooled):
+            _merge(b, tasks, chunks, status)
+            workers = _slot(b, status, WORKERS)
+            ran = b.sub(chunks, one, name="ran")
+            b.store(b.add(b.load(workers, name="w0"), ran, name="w1"), workers)
+            b.ret_void()
     with for_range(b, b.sub(chunks, one, name="others"), "start") as c:
         task = b.gep(tasks, [b.add(c, one, name="c")], name="task")
         raw = b.bitcast(task, I8P, name="raw")
@@ -309,16 +318,23 @@ def _emit_runtime(fn: ir.Function, worker: ir.Function) -> None:
             tid = b.load(_field(b, task, 6), name="tid")
             b.call(join, [tid, ir.Constant(I8P.as_pointer(), None)], name="joined")
         b.store(b.add(b.load(count, name="n0"), started, name="n1"), count)
-        pair = _field(b, task, 5)
+    _merge(b, tasks, chunks, status)
+    workers = _slot(b, status, WORKERS)
+    total = b.add(b.load(workers, name="w0"), b.load(count, name="ran"), name="w1")
+    b.store(total, workers)
+    b.ret_void()
+
+
+def _merge(b: ir.IRBuilder, tasks: ir.Value, chunks: ir.Value, status: ir.Value) -> None:
+    """The chunks' private error flags into the call's status (a flagged chunk's wins)."""
+    zero = ir.Constant(I64, 0)
+    with for_range(b, chunks, "merge") as c:
+        pair = _field(b, b.gep(tasks, [c], name="task"), 5)
         code = b.load(b.gep(pair, [ir.Constant(I32, 0), ir.Constant(I32, 0)], name="c0"))
         with b.if_then(b.icmp_signed("!=", code, zero, name="flagged")):
             kind = b.load(b.gep(pair, [ir.Constant(I32, 0), ir.Constant(I32, 1)], name="c1"))
             b.store(code, _slot(b, status, 0))
             b.store(kind, _slot(b, status, 1))
-    workers = _slot(b, status, WORKERS)
-    total = b.add(b.load(workers, name="w0"), b.load(count, name="ran"), name="w1")
-    b.store(total, workers)
-    b.ret_void()
 
 
 def _smin(b: ir.IRBuilder, x: ir.Value, y: ir.Value, name: str) -> ir.Value:
