@@ -22,7 +22,7 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from backends.llvm import parallel
-from backends.llvm.irutil import I64, convert, for_range, llvm_type
+from backends.llvm.irutil import I32, I64, convert, for_range, llvm_type
 from backends.llvm.ops import _finish
 from backends.llvm.shape_ops import _address
 from graphc.kernels import Kernel
@@ -114,6 +114,23 @@ def _zeros(b: ir.IRBuilder, buf: ir.Value, count: ir.Value | int, ty: ir.Type) -
     _span(b, _const(0), count, lambda k: b.store(zero, _at(b, buf, k)), "z")
 
 
+def _masked_copy(self, b, node, source, lanes: int, count: int, index: list) -> None:  # noqa: ANN001
+    """node[index ...] (count consecutive elements) = source[0 .. count), as one vector of
+    `lanes` loaded from the stack and stored under a mask of the first `count` lanes."""
+    ty = llvm_type(node.dtype)
+    vector = ir.VectorType(ty, lanes)
+    value = b.load(b.bitcast(source, vector.as_pointer()), name="lanes", align=4)
+    target = b.bitcast(_address(self, b, node, index), vector.as_pointer(), name="dst")
+    mask_type = ir.VectorType(ir.IntType(1), lanes)
+    mask = ir.Constant(mask_type, [int(k < count) for k in range(lanes)])
+    name = f"llvm.masked.store.v{lanes}{'f32' if ty == ir.FloatType() else 'f64'}.p0"
+    store = b.module.globals.get(name) or ir.Function(
+        b.module, ir.FunctionType(ir.VoidType(), [vector, vector.as_pointer(), I32, mask_type]),
+        name=name,
+    )  # fmt: skip
+    b.call(store, [value, target, ir.Constant(I32, 4), mask])
+
+
 def tiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     # v[(a, a'), c, n*T + i*tw + j] = sum_{u, u'} M0[a, u] M1[a', u'] x[n, c, o0 + i*s0 + u,
     # o1 + j*s1 + u'] with x = 0 outside. Per tile row: the alpha input rows into a padded
@@ -166,7 +183,12 @@ def tiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         _span(b, _const(0), _const(stride), tile, "j")
         base = b.mul(n, _const(th * tw), name="nt")
         base = b.add(base, b.mul(i, _const(tw), name="itw"), name="base")
+        direct = kernel.outputs == [anchor] and not kernel.split()[1] and stride <= 64
         for ab in range(outs):
+            if direct:  # the row's tw values in one masked vector store
+                _masked_copy(self, b, anchor, _at(b, block, _const(ab * stride)), stride, tw,
+                             [_const(ab), c, base])  # fmt: skip
+                continue
 
             def store(j: ir.Value, ab: int = ab) -> None:
                 value = b.load(_at(b, block, b.add(j, _const(ab * stride), name="o")), name="t")
@@ -178,9 +200,47 @@ def tiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     parallel.nest(self, b, (x.shape[0], x.shape[1], th), row, "wt", work, collapse=2)
 
 
+def _interleaved_row(self, b, kernel, out, u: int, lead: list, stride: int) -> bool:  # noqa: ANN001
+    """_place_row for origin 0 and 2 or 4 planes: the planes loaded as vectors, interleaved
+    by one shufflevector into a stack row (column j*s1 + q = plane q's element j), the row
+    then stored through the epilogue by a contiguous loop. A loop storing each tile's s1
+    values strides by s1, which LLVM made masked scatters. False when it does not apply."""
+    a = kernel.anchor.attrs
+    s1, o1, size1 = a["step"][1], a["origin"][1], a["size"][1]
+    if o1 != 0 or s1 not in (2, 4) or stride * s1 > 256:
+        return False
+    ty = llvm_type(kernel.anchor.dtype)
+    vector = ir.VectorType(ty, stride)
+    parts = []
+    for q in range(s1):
+        at = b.bitcast(_at(b, out, _const((u * s1 + q) * stride)), vector.as_pointer())
+        parts.append(b.load(at, name=f"plane{q}", align=4))  # the stack row: 4-byte aligned
+    while len(parts) > 1:  # concatenate: [plane 0 | plane 1 | ...]
+        width = len(parts[0].type)
+        mask = ir.Constant(ir.VectorType(I32, 2 * width), list(range(2 * width)))
+        parts = [
+            b.shuffle_vector(parts[k], parts[k + 1], mask, name="cat")
+            for k in range(0, len(parts), 2)
+        ]
+    (whole,) = parts
+    order = [q * stride + j for j in range(stride) for q in range(s1)]
+    mask = ir.Constant(ir.VectorType(I32, len(order)), order)
+    mixed = b.shuffle_vector(whole, ir.Constant(whole.type, None), mask, name="interleaved")
+    row = _scratch(b, ty, stride * s1, "line")
+    b.store(mixed, b.bitcast(row, mixed.type.as_pointer(), name="line.v"), align=4)
+
+    def place(col: ir.Value) -> None:
+        _finish(self, b, kernel, b.load(_at(b, row, col), name="yv"), [*lead, col])
+
+    _span(b, _const(0), _const(size1), place, "pc")
+    return True
+
+
 def _place_row(self, b, kernel, out, u: int, lead: list, stride: int) -> None:  # noqa: ANN001
     """Output row `lead` (n, c, y) from the planes (u, q) of the block: column o1 + j*s1 + q
     is out[(u*s1 + q)*stride + j]; tiles wholly inside the row store without tests."""
+    if _interleaved_row(self, b, kernel, out, u, lead, stride):
+        return
     a = kernel.anchor.attrs
     s1, o1, tw, size1 = a["step"][1], a["origin"][1], a["tiles"][1], a["size"][1]
     first = -(o1 // s1) if o1 < 0 else 0  # ceil(-o1 / s1)

@@ -196,3 +196,21 @@ def test_cuda_emulated_sums_overlapping_untiles():
 def test_the_tile_ops_are_registered_with_both_derivatives():
     for name in ("winograd_tiles", "winograd_untiles"):
         assert get(name).kind == "op"
+
+
+def test_llvm_tile_kernels_with_an_epilogue_and_an_offset_origin():
+    # tiles followed by elementwise math (the epilogue path of the tiles kernel), and
+    # untiles whose tiles start before the output (origin -1: the tested, unvectorised path)
+    rng = np.random.default_rng(9)
+    bt = winograd.matrices(4, 3)[2]
+    at = winograd.matrices(4, 3)[0]
+    xs = rng.standard_normal((2, 3, 11, 9)).astype(np.float32)
+    x = gc.input("x", xs.shape)
+    v = gc.tanh(gc.lift(winograd.tiles)(x, (bt, bt), (4, 4), (-1, -1), (3, 3)) * 0.5)
+    vs = rng.standard_normal((36, 3, 2 * 9)).astype(np.float32)
+    w = gc.input("w", vs.shape)
+    y = gc.lift(winograd.untiles)(w, (at, at), (4, 4), (-1, -2), (3, 3), (10, 9)) + 1.0
+    f = gc.compile([x, w], [v, y], backend="llvm")
+    ref = gc.compile([x, w], [v, y], backend="numpy")
+    for got, want in zip(f(xs, vs), ref(xs, vs)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
