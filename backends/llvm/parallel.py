@@ -10,15 +10,12 @@ that runs the iterations [start, end), and, in the kernel, a call to the module'
 cost (elements times a per-element cost from its ops) from the run-time sizes (symbolic
 sizes are only known then). parallel_for runs the body on the calling thread when the
 work is below the threshold or one thread is asked for; otherwise it cuts [0, n) into
-T = min(threads, n, work / threshold) contiguous chunks, starts T - 1 threads with
-pthread_create (resolved from the process), runs chunk 0 itself and joins them. A failed
-pthread_create runs that chunk on the calling thread instead, so results never depend on
-getting threads.
-
-No pool outlives a call: nothing to shut down, nothing to lose across fork(), and Python
-threads calling compiled functions concurrently each start their own workers. Starting and
-joining a thread costs some tens of microseconds, so the default threshold keeps kernels
-below roughly half a millisecond of single-threaded work on one thread.
+T = min(threads, n, work / threshold) contiguous chunks and hands them to the process's
+pool of workers (backends/llvm/pool.py: chunk 0 runs on the calling thread). When the pool
+is busy (another Python thread's call holds it) or cannot start a worker, it starts T - 1
+threads with pthread_create (resolved from the process), runs chunk 0 itself and joins
+them; a failed pthread_create runs that chunk on the calling thread instead, so results
+never depend on getting threads. A forked child's pool starts workers of its own.
 
 Each chunk writes the error flags of codegen's `fail` into a private status pair; the
 caller merges them after the join (a flagged chunk's code wins), so outlined bodies need no

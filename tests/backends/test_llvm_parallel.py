@@ -5,6 +5,8 @@ and fork."""
 
 import functools
 import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -240,3 +242,29 @@ def test_a_lone_blas_product_split_in_row_blocks(threads, count):
         xs = rng.standard_normal((n, 200)).astype(np.float32)
         agree(f(xs, bs), ref(xs, bs), 1e-4)
     assert f.executable.last_call_workers > 0
+
+
+POOL_CHILD = """
+import os, numpy as np, graphc as gc
+x = gc.input("x", (64, 100))
+f = gc.compile([x], [gc.exp(x) * 2.0], backend="llvm")
+xs = np.ones((64, 100), np.float32)
+before = len(os.listdir("/proc/self/task"))
+f(xs)
+after = len(os.listdir("/proc/self/task"))
+for _ in range(20):
+    f(xs)
+print(before, after, len(os.listdir("/proc/self/task")), f.executable.last_call_workers)
+"""
+
+
+def test_workers_are_pooled_and_reused():
+    # in a fresh process: the first threaded call starts the pool's two workers, which stay
+    # (asleep) for the next calls: the thread count grows once, by two, and no more
+    env = dict(os.environ, GRAPHC_NUM_THREADS="3", GRAPHC_PARALLEL_MIN_WORK="1")
+    out = subprocess.run(
+        [sys.executable, "-c", POOL_CHILD], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    before, after, later, workers = map(int, out.stdout.split())
+    assert after == before + 2 and later == after and workers == 2
