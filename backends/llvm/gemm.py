@@ -151,7 +151,7 @@ def _private_copy(path: Path) -> tuple:
     from backends.llvm import cache
 
     stat = path.stat()
-    folder = cache.folder().parent / "blas"
+    folder = cache.folder() / "blas"
     copy = folder / f"{stat.st_size}-{int(stat.st_mtime)}-{path.name}"
     try:
         if not copy.exists() or copy.stat().st_size != stat.st_size:
