@@ -27,11 +27,11 @@ def target_machine() -> llvm.TargetMachine:
     )
 
 
-def optimise(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
+def optimise(module: llvm.ModuleRef, tm: llvm.TargetMachine, level: int = 3) -> None:
     """-O3 with loop and SLP vectorisation (the new pass manager), without loop unrolling:
     on the MLP training step unrolling took 0.8 of 1.0 s of optimisation and code generation
     and changed no kernel's speed measurably (benchmarks/compile_time.py)."""
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto = llvm.create_pipeline_tuning_options(speed_level=level)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
     pto.loop_unrolling = False
@@ -39,7 +39,7 @@ def optimise(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     pass_builder.getModulePassManager().run(module, pass_builder)
 
 
-def engine(text: str, tm: llvm.TargetMachine) -> tuple:
+def engine(text: str, tm: llvm.TargetMachine, before_linking=None) -> tuple:  # noqa: ANN001
     """(MCJIT engine with the module of IR `text` compiled, parsed module, cache hit?): object
     code from the disk cache when a verified entry exists, else optimised and compiled."""
     parsed = llvm.parse_assembly(text)
@@ -48,6 +48,8 @@ def engine(text: str, tm: llvm.TargetMachine) -> tuple:
     cached = cache.load(name)
     if cached is None:  # a hit skips the optimiser and code generation
         optimise(parsed, tm)
+    if before_linking is not None:  # e.g. libraries compiling meanwhile, whose symbols it needs
+        before_linking()
     jit = llvm.create_mcjit_compiler(parsed, tm)
     jit.set_object_cache(
         notify_func=lambda module, code: cache.store(name, code),
@@ -57,22 +59,35 @@ def engine(text: str, tm: llvm.TargetMachine) -> tuple:
     return jit, parsed, cached is not None
 
 
-def library_engine(identity: str, source, tm: llvm.TargetMachine):  # noqa: ANN001, ANN201
+def library_engine(  # noqa: ANN201
+    identity: str,
+    source,  # noqa: ANN001
+    tm: llvm.TargetMachine,
+    own_context: bool = False,
+    level: int = 3,
+):
     """An MCJIT engine for a library module known by `identity` (a string naming what the
     code is, e.g. a generator's version and parameters): on a disk-cache hit the object code
-    is loaded into an empty module, and source() (the IR text) is never built."""
-    name = cache.key(f"library: {identity}", tm)
+    is loaded into an empty module, and source() (the IR text) is never built. own_context
+    parses it into a new LLVM context (needed off the main thread: a context is not
+    thread-safe); the context lives as long as the engine. `level`: the optimisation level
+    (1 suits code already written as vectors)."""
+    name = cache.key(f"library: {identity} O{level}", tm)
     cached = cache.load(name)
+    context = llvm.create_context() if own_context else None
+    text = source() if cached is None else f'target triple = "{tm.triple}"\n'
+    parsed = llvm.parse_assembly(text, context) if context else llvm.parse_assembly(text)
     if cached is None:
-        parsed = llvm.parse_assembly(source())
         parsed.verify()
-        optimise(parsed, tm)
-    else:
-        parsed = llvm.parse_assembly(f'target triple = "{tm.triple}"\n')
+        optimise(parsed, tm, level)
     jit = llvm.create_mcjit_compiler(parsed, tm)
     jit.set_object_cache(
         notify_func=lambda module, code: cache.store(name, code),
         getbuffer_func=lambda module: cached,
     )
     jit.finalize_object()
+    _CONTEXTS.append(context)  # engines are never freed either (their code stays in use)
     return jit
+
+
+_CONTEXTS: list = []
