@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.llvm import gemm_generated, jit, parallel
+from backends.llvm import jit, parallel
 from backends.llvm.codegen import BOUNDS, ModuleBuilder
 from backends.llvm.shape_ops import INDEX
 from graphc.backend import ExecutionError, Program, register_backend
@@ -77,9 +77,7 @@ class LLVMExecutable:
         built.module.triple = self.tm.triple
         built.module.data_layout = str(self.tm.target_data)
         self.source = str(built.module)
-        self.engine, parsed, self.cache_hit = jit.engine(
-            self.source, self.tm, before_linking=gemm_generated.wait
-        )
+        self.engine, parsed, self.cache_hit = jit.engine(self.source, self.tm)
         self.optimized = parsed
         debug = int(os.environ.get("GRAPHC_DEBUG", "0") or 0)
         if debug >= 3:

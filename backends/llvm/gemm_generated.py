@@ -11,9 +11,7 @@ so a model's compile does not optimise it again.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -491,12 +489,9 @@ def _vector_products(
 
 
 # the generated GEMM as a library: compiled once per process (and kept in the disk cache),
-# declared in each module that calls it, so a model's compile does not optimise it again.
-# Each variant compiles in a background thread (its own LLVM context; LLVM runs without the
-# GIL) while the model's own module is built and optimised: wait() before linking it.
+# declared in each module that calls it, so a model's compile does not optimise it again
 _library: dict = {}
 _library_lock = threading.Lock()
-_executor: list = []
 
 
 def library_gemm(
@@ -506,26 +501,12 @@ def library_gemm(
     key = (str(ty), str(ta), str(tb), trans_a, trans_b, tiling(ty))  # TILING may be overridden
     with _library_lock:
         if key not in _library:
-            if not _executor:
-                workers = max(1, min(4, os.cpu_count() or 1))
-                _executor.append(ThreadPoolExecutor(workers, thread_name_prefix="graphc-gemm"))
-            _library[key] = _executor[0].submit(_compile_library, ty, ta, tb, trans_a, trans_b)
-    name = _library_name(ty, ta, tb, trans_a, trans_b)
+            _library[key] = _compile_library(ty, ta, tb, trans_a, trans_b)
+    name, signature = _library[key][:2]
     found = module.globals.get(name)
     if found is None:
-        found = ir.Function(
-            module, ir.FunctionType(ir.VoidType(), _library_args(ty, ta, tb)), name=name
-        )
+        found = ir.Function(module, signature, name=name)
     return found
-
-
-def wait() -> None:
-    """Block until every requested library gemm is compiled and its symbol published (an
-    error of its compile is raised here)."""
-    with _library_lock:
-        pending = list(_library.values())
-    for future in pending:
-        future.result()
 
 
 def _library_name(ty: ir.Type, ta: ir.Type, tb: ir.Type, trans_a: bool, trans_b: bool) -> str:
@@ -571,7 +552,7 @@ def _compile_library(ty: ir.Type, ta: ir.Type, tb: ir.Type, trans_a: bool, trans
     # -O1 (with the vectorisers): the kernel is written as vectors already; -O3 took twice
     # the compile time (0.13 s a variant) for the same GEMM speed
     tm = jit.target_machine()
-    engine = jit.library_engine(identity, source, tm, own_context=True, level=1)
+    engine = jit.library_engine(identity, source, tm, level=1)
     address = engine.get_function_address(name)
     llvm.add_symbol(name, address)  # resolves the declarations in every later module
     signature = ir.FunctionType(ir.VoidType(), _library_args(ty, ta, tb))

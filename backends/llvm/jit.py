@@ -39,7 +39,7 @@ def optimise(module: llvm.ModuleRef, tm: llvm.TargetMachine, level: int = 3) -> 
     pass_builder.getModulePassManager().run(module, pass_builder)
 
 
-def engine(text: str, tm: llvm.TargetMachine, before_linking=None) -> tuple:  # noqa: ANN001
+def engine(text: str, tm: llvm.TargetMachine) -> tuple:
     """(MCJIT engine with the module of IR `text` compiled, parsed module, cache hit?): object
     code from the disk cache when a verified entry exists, else optimised and compiled."""
     parsed = llvm.parse_assembly(text)
@@ -48,8 +48,6 @@ def engine(text: str, tm: llvm.TargetMachine, before_linking=None) -> tuple:  # 
     cached = cache.load(name)
     if cached is None:  # a hit skips the optimiser and code generation
         optimise(parsed, tm)
-    if before_linking is not None:  # e.g. libraries compiling meanwhile, whose symbols it needs
-        before_linking()
     jit = llvm.create_mcjit_compiler(parsed, tm)
     jit.set_object_cache(
         notify_func=lambda module, code: cache.store(name, code),
@@ -63,20 +61,16 @@ def library_engine(  # noqa: ANN201
     identity: str,
     source,  # noqa: ANN001
     tm: llvm.TargetMachine,
-    own_context: bool = False,
     level: int = 3,
 ):
     """An MCJIT engine for a library module known by `identity` (a string naming what the
     code is, e.g. a generator's version and parameters): on a disk-cache hit the object code
-    is loaded into an empty module, and source() (the IR text) is never built. own_context
-    parses it into a new LLVM context (needed off the main thread: a context is not
-    thread-safe); the context lives as long as the engine. `level`: the optimisation level
-    (1 suits code already written as vectors)."""
+    is loaded into an empty module, and source() (the IR text) is never built. `level`: the
+    optimisation level (1 suits code already written as vectors)."""
     name = cache.key(f"library: {identity} O{level}", tm)
     cached = cache.load(name)
-    context = llvm.create_context() if own_context else None
     text = source() if cached is None else f'target triple = "{tm.triple}"\n'
-    parsed = llvm.parse_assembly(text, context) if context else llvm.parse_assembly(text)
+    parsed = llvm.parse_assembly(text)
     if cached is None:
         parsed.verify()
         optimise(parsed, tm, level)
@@ -86,8 +80,4 @@ def library_engine(  # noqa: ANN201
         getbuffer_func=lambda module: cached,
     )
     jit.finalize_object()
-    _CONTEXTS.append(context)  # engines are never freed either (their code stays in use)
     return jit
-
-
-_CONTEXTS: list = []
