@@ -8,6 +8,7 @@ rebuilt, never trusted. The folder is GRAPHC_CACHE_DIR, else ~/.cache/graphc/llv
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -37,6 +38,17 @@ def key(ir_text: str, tm: llvm.TargetMachine) -> str:
         ".".join(map(str, llvm.llvm_version_info)),
     ]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+@functools.cache
+def source_digest(*files: str) -> str:
+    """A hash of backend source files (names in backends/llvm/): part of a library's cache
+    key, so a change of the code that generates it rebuilds the cached object."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update((here / file).read_bytes())
+    return digest.hexdigest()
 
 
 def load(name: str) -> bytes | None:

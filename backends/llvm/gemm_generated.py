@@ -10,11 +10,9 @@ so a model's compile does not optimise it again.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 from llvmlite import binding as llvm
 from llvmlite import ir
@@ -548,7 +546,10 @@ def _compile_library(ty: ir.Type, ta: ir.Type, tb: ir.Type, trans_a: bool, trans
         fn.linkage = "external"
         return str(library)
 
-    identity = f"{name} {t} {_generator_digest()}"
+    from backends.llvm import cache as disk
+
+    digest = disk.source_digest("gemm_generated.py", "irutil.py", "jit.py")
+    identity = f"{name} {t} {digest}"
     # -O1 (with the vectorisers): the kernel is written as vectors already; -O3 took twice
     # the compile time (0.13 s a variant) for the same GEMM speed
     tm = jit.target_machine()
@@ -557,13 +558,3 @@ def _compile_library(ty: ir.Type, ta: ir.Type, tb: ir.Type, trans_a: bool, trans
     llvm.add_symbol(name, address)  # resolves the declarations in every later module
     signature = ir.FunctionType(ir.VoidType(), _library_args(ty, ta, tb))
     return name, signature, engine  # the engine keeps the code alive
-
-
-@cache
-def _generator_digest() -> str:
-    """A hash of the code that generates the library gemm (this file and its helpers)."""
-    here = Path(__file__).parent
-    digest = hashlib.sha256()
-    for file in ("gemm_generated.py", "irutil.py", "jit.py"):
-        digest.update((here / file).read_bytes())
-    return digest.hexdigest()

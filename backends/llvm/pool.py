@@ -22,10 +22,8 @@ parent's workers: the pool notices that getpid() changed and starts new ones.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import platform
 import threading
-from pathlib import Path
 
 from llvmlite import binding as llvm
 from llvmlite import ir
@@ -64,23 +62,15 @@ def ensure() -> None:
     with _lock:
         if _engine is not None:
             return
-        from backends.llvm import jit
+        from backends.llvm import cache, jit
 
         tm = jit.target_machine()
-        engine = jit.library_engine(f"pool {SPIN} {MAX_WORKERS} {_source_digest()}", _source, tm)
+        digest = cache.source_digest("pool.py", "parallel.py", "jit.py")
+        engine = jit.library_engine(f"pool {SPIN} {MAX_WORKERS} {digest}", _source, tm)
         llvm.add_symbol(SYMBOL, engine.get_function_address(SYMBOL))
         # workers run this code until the process ends: the engine is never freed
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))
         _engine = engine
-
-
-def _source_digest() -> str:
-    """A hash of the code that generates the library (a change rebuilds the cached one)."""
-    here = Path(__file__).parent
-    digest = hashlib.sha256()
-    for file in ("pool.py", "parallel.py", "jit.py"):
-        digest.update((here / file).read_bytes())
-    return digest.hexdigest()
 
 
 def _source() -> str:
