@@ -329,8 +329,7 @@ def col2im(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
         c_in_g = b.sdiv(self.size(b, anchor.shape[1]), _const(groups), name="cg")
         out_sizes[:] = _column_extents(self, b, attrs)
         width = self.size(b, anchor.shape[-1])
-        with b.goto_entry_block():
-            row = b.alloca(ty, size=width, name="row")
+        row = parallel.entry_alloca(b, ty, "row", width)
         m = out_sizes[-1]
 
     dilation, before = attrs["dilation"][-1], attrs["padding"][-1][0]

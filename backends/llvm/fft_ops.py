@@ -103,8 +103,7 @@ def fft(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
     def block(loops: list) -> None:
         (blk,) = loops
         if threaded:
-            with b.goto_entry_block():
-                scratch = b.alloca(part, size=_c(size), name="scratch")
+            scratch = parallel.entry_alloca(b, part, "scratch", _c(size))
         else:
             scratch = shared
         work = [b.gep(scratch, [_c(k * chunk)], name=f"work{k}") for k in range(4)]
@@ -133,8 +132,7 @@ def fft(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
 
 def _row_bases(b: ir.IRBuilder, r0: ir.Value, width: ir.Value, inner: ir.Value, lay) -> ir.Value:  # noqa: ANN001
     """The block's rows as (o, c) pairs (row = o * inner + c): bases[2w] = o, [2w+1] = c."""
-    with b.goto_entry_block():  # static: an alloca in the block loop would grow the stack
-        bases = b.alloca(ir.ArrayType(I64, 2 * lay.block), name="rows")
+    bases = parallel.entry_alloca(b, ir.ArrayType(I64, 2 * lay.block), "rows")
     with for_range(b, width, "w") as w:
         r = b.add(r0, w, name="r")
         o = b.udiv(r, inner, name="o")

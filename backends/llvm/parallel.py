@@ -201,11 +201,14 @@ def _serial(self, b, domain, loops, body, name, first=0, interleave=1) -> None: 
         _serial(self, b, domain[1:], loops + [var], body, name, first + 1, interleave)
 
 
-def entry_alloca(b: ir.IRBuilder, ty: ir.Type, name: str) -> ir.Value:
-    """A stack slot in the entry block of the function being built (a static alloca: one
-    per call, promoted to a register by mem2reg; an alloca in a loop grows the stack)."""
+def entry_alloca(
+    b: ir.IRBuilder, ty: ir.Type, name: str, count: ir.Value | None = None
+) -> ir.Value:
+    """A stack slot (or `count` of them) in the entry block of the function being built (a
+    static alloca: one per call, promoted to a register by mem2reg; an alloca in a loop
+    grows the stack)."""
     with b.goto_entry_block():
-        return b.alloca(ty, name=name)
+        return b.alloca(ty, size=count, name=name)
 
 
 def _runtime(module: ir.Module) -> ir.Function:

@@ -22,17 +22,13 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from backends.llvm import parallel
-from backends.llvm.irutil import I32, I64, convert, for_range, llvm_type
+from backends.llvm.conv_ops import _clamp, _const
+from backends.llvm.irutil import I32, convert, for_range, llvm_type
 from backends.llvm.ops import _finish
 from backends.llvm.shape_ops import _address
 from graphc.kernels import Kernel
 
-BOOL = ir.IntType(1)
 LANES = 16  # the tile loops run over multiples of this many tiles
-
-
-def _const(v: int) -> ir.Constant:
-    return ir.Constant(I64, v)
 
 
 def _combine(b: ir.IRBuilder, coeffs: tuple, values: list, ty: ir.Type, name: str) -> ir.Value:
@@ -67,11 +63,10 @@ def _unsupported(kernel: Kernel) -> None:
         )
 
 
-def _scratch(b: ir.IRBuilder, ty: ir.Type, count: int, name: str) -> ir.Value:
-    """A stack buffer of `count` values in the function's entry block (static, so it costs
-    nothing per call; LLVM knows it aliases no data buffer, which lets the loops vectorise)."""
-    with b.goto_entry_block():
-        return b.alloca(ty, size=_const(count), name=name)
+def _stack(b: ir.IRBuilder, ty: ir.Type, count: int, name: str) -> ir.Value:
+    """A stack buffer of `count` values (static, in the entry block: LLVM knows it aliases
+    no data buffer, which lets the loops vectorise)."""
+    return parallel.entry_alloca(b, ty, name, _const(count))
 
 
 def _at(b: ir.IRBuilder, buf: ir.Value, index: ir.Value) -> ir.Value:
@@ -86,16 +81,11 @@ def _span(b: ir.IRBuilder, lo: ir.Value, hi: ir.Value, body: Callable, name: str
         body(b.add(lo, i, name=f"{name}.t"))
 
 
-def _clip(b: ir.IRBuilder, v: ir.Value, lo: int, hi: ir.Value, name: str) -> ir.Value:
-    v = b.select(b.icmp_signed("<", v, _const(lo)), _const(lo), v, name=f"{name}.lo")
-    return b.select(b.icmp_signed(">", v, hi), hi, v, name=name)
-
-
 def _padded_row(self, b, x, lead: list, y: ir.Value, origin: int, width: int, row, ty) -> None:  # noqa: ANN001
     """row[k] = x[*lead, y, origin + k] for k < width, 0 outside x's last axis."""
     extent = self.size(b, x.shape[-1])
     lo = _const(min(max(-origin, 0), width))
-    hi = _clip(b, b.sub(extent, _const(origin), name="end"), 0, _const(width), "hi")
+    hi = _clamp(b, b.sub(extent, _const(origin), name="end"), _const(0), _const(width), "hi")
     hi = b.select(b.icmp_signed("<", hi, lo), lo, hi, name="hi.lo")
     _zeros(b, row, lo, ty)
 
@@ -150,8 +140,8 @@ def tiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
 
     def row(loops: list) -> None:
         n, c, i = loops
-        rows = _scratch(b, ty, taps0 * width, "rows")
-        block = _scratch(b, ty, outs * stride, "block")
+        rows = _stack(b, ty, taps0 * width, "rows")
+        block = _stack(b, ty, outs * stride, "block")
         height = self.size(b, x.shape[2])
         top = b.add(b.mul(i, _const(s0), name="is"), _const(o0), name="top")
         for u in range(taps0):
@@ -226,7 +216,7 @@ def _interleaved_row(self, b, kernel, out, u: int, lead: list, stride: int) -> b
     order = [q * stride + j for j in range(stride) for q in range(s1)]
     mask = ir.Constant(ir.VectorType(I32, len(order)), order)
     mixed = b.shuffle_vector(whole, ir.Constant(whole.type, None), mask, name="interleaved")
-    row = _scratch(b, ty, stride * s1, "line")
+    row = _stack(b, ty, stride * s1, "line")
     b.store(mixed, b.bitcast(row, mixed.type.as_pointer(), name="line.v"), align=4)
 
     def place(col: ir.Value) -> None:
@@ -293,8 +283,8 @@ def untiles(self, b: ir.IRBuilder, kernel: Kernel) -> None:  # noqa: ANN001
 
     def row(loops: list) -> None:
         n, c, i = loops
-        block = _scratch(b, ty, ins0 * ins1 * stride, "block")
-        out = _scratch(b, ty, len(m0) * len(m1) * stride, "out")  # planes (u, u') of tw
+        block = _stack(b, ty, ins0 * ins1 * stride, "block")
+        out = _stack(b, ty, len(m0) * len(m1) * stride, "out")  # planes (u, u') of tw
         base = b.mul(n, _const(th * tw), name="nt")
         base = b.add(base, b.mul(i, _const(tw), name="itw"), name="base")
         for ab in range(ins0 * ins1):
